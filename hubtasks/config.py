@@ -1,0 +1,589 @@
+"""Config model (clusters, hubs, charts, settings) and its validation.
+
+The input format is 2i2c-org/infrastructure's: `config/clusters/<cluster>/cluster.yaml`
+lists a cluster's hubs and the helm values files of each; charts live in `helm-charts/`.
+Loading collects *every* problem before raising, so a user fixes them in one go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+import yaml
+
+from .model import SUPPORT_RELEASE, HubtasksError, gc_paused
+
+SETTINGS_FILE = "hubtasks.yaml"
+CLUSTER_FILE = "cluster.yaml"
+CHART_FILE = "Chart.yaml"
+PROVIDERS_WITH_BLOCK = ("gcp", "aws", "azure", "kubeconfig")
+# Keys that describe a cluster or hub but never reach helm: editing them plans nothing.
+DESCRIPTIVE_CLUSTER_KEYS = frozenset({"metadata", "provider_url", "tenancy"})
+DESCRIPTIVE_PROVIDER_KEYS = frozenset({"billing"})
+DESCRIPTIVE_HUB_KEYS = frozenset({"display_name", "uptime_check"})
+# Helm release names are DNS-1123 labels of at most 53 characters.
+RELEASE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+RELEASE_NAME_MAX = 53
+
+try:  # the C loader is ~10x faster, which matters for repos with thousands of hubs
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+
+class ConfigError(HubtasksError):
+    """One or more problems in the config; each names its file and key."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the config:"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Repository settings from the optional `hubtasks.yaml` at the repo root."""
+
+    clusters_dir: str = "config/clusters"
+    charts_dir: str = "helm-charts"
+    exclude_clusters: tuple[str, ...] = ("templates",)
+    deploy_all_hubs_on: tuple[str, ...] = ()
+    deploy_all_support_on: tuple[str, ...] = ()
+    support_chart: str = "support"
+    kubeconfig_dir: str = ".hubtasks/kubeconfigs"
+
+    def cluster_file(self, cluster: str) -> str:
+        return f"{self.clusters_dir}/{cluster}/{CLUSTER_FILE}"
+
+    def chart_folder(self, chart: str) -> str:
+        return f"{self.charts_dir}/{chart}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hub:
+    """One JupyterHub release. Paths are repo-relative POSIX paths."""
+
+    name: str
+    cluster: str
+    chart: str
+    domain: str
+    values_files: tuple[str, ...]
+    staging: bool
+    chart_override: str | None = None
+    domain_override_file: str | None = None
+    display_name: str = ""
+    override_deps: tuple[str, ...] | None = None
+    entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Support:
+    """A cluster's support release."""
+
+    values_files: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cluster:
+    """One cluster folder: its connection, support release and hubs."""
+
+    name: str
+    provider: str
+    folder: str
+    hubs: tuple[Hub, ...]
+    support: Support | None = None
+    credential_files: tuple[str, ...] = ()
+    kube_context: str | None = None
+    doc: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.folder}/{CLUSTER_FILE}"
+
+    def hub(self, name: str) -> Hub:
+        for hub in self.hubs:
+            if hub.name == name:
+                return hub
+        raise HubtasksError(f"cluster {self.name!r} has no hub {name!r} (see {self.config_file})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    """A local chart folder and the local (`file://`) charts it depends on."""
+
+    name: str
+    folder: str
+    file_deps: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoConfig:
+    """Everything loaded from one checkout."""
+
+    root: Path
+    settings: Settings
+    clusters: Mapping[str, Cluster]
+    charts: Mapping[str, Chart]
+
+    def cluster(self, name: str) -> Cluster:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            known = ", ".join(sorted(self.clusters)) or "none"
+            raise HubtasksError(f"unknown cluster {name!r} (known: {known})") from None
+
+    def hubs(self) -> Iterator[Hub]:
+        for cluster in self.clusters.values():
+            yield from cluster.hubs
+
+    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None) -> list[str]:
+        """The chart folder and its local dependency folders, recursively, in order."""
+        start = self.settings.chart_folder(chart)
+        seen: list[str] = []
+        pending = [start]
+        while pending:
+            folder = pending.pop()
+            if folder in seen:
+                continue
+            seen.append(folder)
+            deps = override_deps if folder == start and override_deps is not None else None
+            if deps is None:
+                known = self.charts.get(folder)
+                deps = known.file_deps if known else ()
+            pending.extend(reversed(deps))
+        return seen
+
+
+# ---------------------------------------------------------------------------- YAML and schema
+
+
+def read_yaml(root: Path, rel: str) -> Any:
+    """Parse one YAML file, turning syntax errors into a message with its line."""
+    try:
+        text = (root / rel).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{rel}: cannot read: {err.strerror}"]) from None
+    return parse_yaml(text, rel)
+
+
+def parse_yaml(text: str, rel: str) -> Any:
+    """Parse YAML text named `rel` for error messages."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError([f"{rel}{where}: invalid YAML: {problem}"]) from None
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    text = resources.files("hubtasks").joinpath(name).read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+@cache
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = _schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
+
+
+@cache
+def _fast_check(name: str) -> Callable[[Any], Any]:
+    """A compiled validator: ~50x faster than jsonschema, but stops at the first error."""
+    check: Callable[[Any], Any] = fastjsonschema.compile(_schema(name))
+    return check
+
+
+def key_path(parts: Iterable[str | int], doc: Any = None) -> str:
+    """Render a JSON path like `hubs[2](name=prod).domain`, naming hubs when possible."""
+    out = ""
+    node = doc
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            if isinstance(node, list) and part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    out += f"(name={node['name']})"
+            else:
+                node = None
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def schema_problems(schema: str, doc: Any, rel: str) -> list[str]:
+    """Every schema violation of `doc`, each naming file and key path.
+
+    The compiled validator answers the common, valid case fast; only an invalid
+    document pays for jsonschema, which lists every error with its path.
+    """
+    try:
+        _fast_check(schema)(doc)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    return [f"{rel}: {key_path(e.absolute_path, doc)}: {e.message}" for e in errors]
+
+
+# ---------------------------------------------------------------------------- paths
+
+
+def repo_path(folder: str, value: str) -> str | None:
+    """Join a config-relative path onto `folder`; None when it escapes the repo."""
+    if value.startswith("/") or "\\" in value:
+        return None
+    joined = posixpath.normpath(posixpath.join(folder, value))
+    if joined == ".." or joined.startswith("../"):
+        return None
+    return joined
+
+
+def override_path(folder: str, value: str) -> str | None:
+    """`chart_override` is relative to the cluster folder, or to the root if it has a '/'."""
+    return repo_path("." if "/" in value else folder, value)
+
+
+class _FsCache:
+    """Directory listings and resolved folders, read once per load.
+
+    Listing a folder once instead of stat-ing each values file, and resolving folders
+    instead of every file, keeps loading 20,000 hubs fast. Only a file that is itself a
+    symlink is resolved on its own.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.base = os.path.realpath(root)
+        self._real: dict[str, str] = {}
+        self._listing: dict[str, dict[str, os.DirEntry[str]]] = {}
+
+    def real_dir(self, rel: str) -> str:
+        if rel not in self._real:
+            self._real[rel] = os.path.realpath(os.path.join(self.base, rel))
+        return self._real[rel]
+
+    def entry(self, rel: str) -> os.DirEntry[str] | None:
+        parent, name = posixpath.split(rel)
+        if parent not in self._listing:
+            try:
+                with os.scandir(os.path.join(self.base, parent)) as it:
+                    self._listing[parent] = {e.name: e for e in it}
+            except OSError:
+                self._listing[parent] = {}
+        return self._listing[parent].get(name)
+
+    def inside(self, rel: str, entry: os.DirEntry[str]) -> bool:
+        """True when `rel` (possibly via symlinks) stays inside the repo."""
+        parent, name = posixpath.split(rel)
+        real = os.path.join(self.real_dir(parent), name)
+        if entry.is_symlink():
+            real = os.path.realpath(real)
+        return real == self.base or real.startswith(self.base + os.sep)
+
+
+class _FileChecker:
+    """Resolves config paths and records problems about them."""
+
+    def __init__(self, fs: _FsCache, rel: str, problems: list[str]) -> None:
+        self.fs, self.rel, self.problems = fs, rel, problems
+
+    def file(self, folder: str, value: str, key: str, *,
+             join: Callable[[str, str], str | None] = repo_path) -> str | None:
+        path = join(folder, value)
+        entry = self.fs.entry(path) if path is not None else None
+        if path is None or (entry is not None and not self.fs.inside(path, entry)):
+            self.problems.append(f"{self.rel}: {key}: {value!r} escapes the repository")
+            return None
+        if entry is None or not entry.is_file():
+            self.problems.append(f"{self.rel}: {key}: file {path} does not exist")
+            return None
+        return path
+
+    def files(self, folder: str, values: list[str], key: str) -> tuple[str, ...]:
+        found = (self.file(folder, v, f"{key}[{i}]") for i, v in enumerate(values))
+        return tuple(p for p in found if p is not None)
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def load_settings(root: Path) -> Settings:
+    """Read `hubtasks.yaml` when present; defaults otherwise."""
+    if not (root / SETTINGS_FILE).is_file():
+        return Settings()
+    doc = read_yaml(root, SETTINGS_FILE)
+    if doc is None:
+        return Settings()
+    problems = schema_problems("settings.schema.json", doc, SETTINGS_FILE)
+    for key in ("clusters_dir", "charts_dir", "kubeconfig_dir"):
+        if isinstance(doc.get(key), str) and repo_path(".", doc[key]) is None:
+            problems.append(f"{SETTINGS_FILE}: {key}: {doc[key]!r} escapes the repository")
+    if problems:
+        raise ConfigError(problems)
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+    for key in ("clusters_dir", "charts_dir"):
+        if key in values:
+            values[key] = posixpath.normpath(values[key])
+    return Settings(**values)
+
+
+# ---------------------------------------------------------------------------- charts
+
+
+def chart_file_deps(doc: Any, folder: str) -> tuple[str, ...]:
+    """Local dependency folders (`repository: file://...`) of a Chart.yaml document."""
+    deps = doc.get("dependencies") if isinstance(doc, dict) else None
+    found: list[str] = []
+    for dep in deps or ():
+        repo = dep.get("repository") if isinstance(dep, dict) else None
+        if isinstance(repo, str) and repo.startswith("file://"):
+            path = repo_path(folder, repo[len("file://") :])
+            if path is not None:
+                found.append(path)
+    return tuple(found)
+
+
+def load_charts(root: Path, settings: Settings, problems: list[str]) -> dict[str, Chart]:
+    """Every chart folder under charts_dir, keyed by its repo-relative folder."""
+    charts: dict[str, Chart] = {}
+    base = root / settings.charts_dir
+    if not base.is_dir():
+        return charts
+    for entry in sorted(base.iterdir()):
+        rel = f"{settings.charts_dir}/{entry.name}"
+        if not (entry / CHART_FILE).is_file():
+            continue
+        try:
+            doc = read_yaml(root, f"{rel}/{CHART_FILE}")
+        except ConfigError as err:
+            problems.extend(err.problems)
+            continue
+        charts[rel] = Chart(name=entry.name, folder=rel, file_deps=chart_file_deps(doc, rel))
+    return charts
+
+
+# ---------------------------------------------------------------------------- clusters
+
+
+def cluster_folders(root: Path, settings: Settings) -> list[str]:
+    """Cluster folder names, sorted, minus `exclude_clusters`."""
+    base = root / settings.clusters_dir
+    if not base.is_dir():
+        raise ConfigError([f"{settings.clusters_dir}: no such folder (set clusters_dir in "
+                           f"{SETTINGS_FILE}, or pass --repo)"])
+    excluded = set(settings.exclude_clusters)
+    return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in excluded)
+
+
+def is_staging(entry: Mapping[str, Any]) -> bool:
+    """`staging: true/false` when given; otherwise 2i2c's rule: the name contains 'staging'."""
+    flag = entry.get("staging")
+    if isinstance(flag, bool):
+        return flag
+    return "staging" in str(entry.get("name", ""))
+
+
+def release_name_problem(name: str) -> str | None:
+    """Why `name` can't be a helm release / namespace name, or None."""
+    if len(name) > RELEASE_NAME_MAX:
+        return f"{name!r} is longer than {RELEASE_NAME_MAX} characters (helm's release limit)"
+    if not RELEASE_NAME_RE.match(name):
+        return (f"{name!r} is not a valid release/namespace name: use lower-case letters, "
+                "digits and '-', starting and ending with a letter or digit (DNS-1123 label)")
+    return None
+
+
+class _ClusterLoader:
+    """Builds one Cluster from its parsed cluster.yaml, collecting problems."""
+
+    def __init__(self, fs: _FsCache, root: Path, settings: Settings,
+                 charts: Mapping[str, Chart], folder_name: str, problems: list[str]) -> None:
+        self.root, self.settings, self.charts = root, settings, charts
+        self.name = folder_name
+        self.folder = f"{settings.clusters_dir}/{folder_name}"
+        self.rel = f"{self.folder}/{CLUSTER_FILE}"
+        self.problems = problems
+        self.check = _FileChecker(fs, self.rel, problems)
+
+    def load(self, doc: Any) -> Cluster | None:
+        if not isinstance(doc, dict):
+            self.problems.append(f"{self.rel}: expected a mapping at the top level")
+            return None
+        before = len(self.problems)
+        self.problems.extend(schema_problems("cluster.schema.json", doc, self.rel))
+        if len(self.problems) > before:
+            return None
+        if doc["name"] != self.name:
+            self.problems.append(f"{self.rel}: name: {doc['name']!r} does not match its folder "
+                                 f"name {self.name!r}")
+        hubs = self.hubs(doc.get("hubs") or [], doc)
+        support = self.support(doc)
+        creds, context = self.connection(doc)
+        return Cluster(name=self.name, provider=doc["provider"], folder=self.folder, hubs=hubs,
+                       support=support, credential_files=creds, kube_context=context, doc=doc)
+
+    def support(self, doc: Mapping[str, Any]) -> Support | None:
+        if "support" not in doc:
+            return None
+        files = doc["support"]["helm_chart_values_files"]
+        values = self.check.files(self.folder, files, "support.helm_chart_values_files")
+        if not (self.root / self.settings.chart_folder(self.settings.support_chart)).is_dir():
+            self.problems.append(f"{self.rel}: support: chart folder "
+                                 f"{self.settings.chart_folder(self.settings.support_chart)} "
+                                 "does not exist (see support_chart in hubtasks.yaml)")
+        return Support(values_files=values)
+
+    def connection(self, doc: Mapping[str, Any]) -> tuple[tuple[str, ...], str | None]:
+        provider = doc["provider"]
+        block = doc.get(provider) if provider in PROVIDERS_WITH_BLOCK else None
+        if not isinstance(block, dict):
+            return (), None
+        key = "file" if provider == "kubeconfig" else "key"
+        path = self.check.file(self.folder, block[key], f"{provider}.{key}")
+        context = block.get("context") if provider == "kubeconfig" else None
+        return ((path,) if path else ()), context
+
+    def hubs(self, entries: list[dict[str, Any]], doc: Any) -> tuple[Hub, ...]:
+        seen: set[str] = set()
+        hubs = []
+        for index, entry in enumerate(entries):
+            where = key_path(["hubs", index], doc)
+            hub = self.hub(entry, where)
+            if entry["name"] in seen:
+                self.problems.append(f"{self.rel}: {where}: duplicate hub name {entry['name']!r}")
+            seen.add(entry["name"])
+            if hub is not None:
+                hubs.append(hub)
+        return tuple(hubs)
+
+    def hub(self, entry: dict[str, Any], where: str) -> Hub | None:
+        name = entry["name"]
+        problem = release_name_problem(name)
+        if problem:
+            self.problems.append(f"{self.rel}: {where}.name: {problem}")
+        if name == SUPPORT_RELEASE:
+            self.problems.append(f"{self.rel}: {where}.name: {name!r} is reserved for the "
+                                 "cluster's support release")
+        chart = entry["helm_chart"]
+        if self.settings.chart_folder(chart) not in self.charts:
+            self.problems.append(f"{self.rel}: {where}.helm_chart: chart "
+                                 f"{self.settings.chart_folder(chart)} does not exist")
+        values = self.check.files(self.folder, entry["helm_chart_values_files"],
+                                  f"{where}.helm_chart_values_files")
+        override = self.optional(entry, "chart_override", where, override_path)
+        domain_file = self.optional(entry, "domain_override_file", where, repo_path)
+        return Hub(name=name, cluster=self.name, chart=chart, domain=entry["domain"],
+                   values_files=values, staging=is_staging(entry), chart_override=override,
+                   domain_override_file=domain_file, display_name=entry.get("display_name", ""),
+                   override_deps=self.override_deps(override, chart), entry=entry)
+
+    def override_deps(self, override: str | None, chart: str) -> tuple[str, ...] | None:
+        """Local dependencies declared by a chart_override, resolved in the chart folder."""
+        if override is None:
+            return None
+        try:
+            doc = read_yaml(self.root, override)
+        except ConfigError as err:
+            self.problems.extend(err.problems)
+            return None
+        return chart_file_deps(doc, self.settings.chart_folder(chart))
+
+    def optional(self, entry: Mapping[str, Any], key: str, where: str,
+                 join: Callable[[str, str], str | None]) -> str | None:
+        if key not in entry:
+            return None
+        return self.check.file(self.folder, entry[key], f"{where}.{key}", join=join)
+
+
+def load_cluster(fs: _FsCache, root: Path, settings: Settings, charts: Mapping[str, Chart],
+                 name: str, problems: list[str]) -> Cluster | None:
+    """Load and check one cluster folder; problems are appended, never raised."""
+    rel = settings.cluster_file(name)
+    if not (root / rel).is_file():
+        problems.append(f"{rel}: missing (add it, or list {name!r} under exclude_clusters in "
+                        f"{SETTINGS_FILE})")
+        return None
+    try:
+        doc = read_yaml(root, rel)
+    except ConfigError as err:
+        problems.extend(err.problems)
+        return None
+    return _ClusterLoader(fs, root, settings, charts, name, problems).load(doc)
+
+
+@gc_paused
+def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> RepoConfig:
+    """Load and validate a config repo; raise ConfigError listing every problem.
+
+    `clusters` limits loading to some cluster folders (CI legs only need their own).
+    """
+    root = Path(root).resolve()
+    settings = load_settings(root)
+    problems: list[str] = []
+    charts = load_charts(root, settings, problems)
+    names = cluster_folders(root, settings)
+    if clusters is not None:
+        wanted = set(clusters)
+        missing = sorted(wanted - set(names))
+        if missing:
+            raise HubtasksError(f"unknown cluster(s): {', '.join(missing)} "
+                                f"(no folder under {settings.clusters_dir})")
+        names = [n for n in names if n in wanted]
+    loaded: dict[str, Cluster] = {}
+    fs = _FsCache(root)
+    for name in names:
+        cluster = load_cluster(fs, root, settings, charts, name, problems)
+        if cluster is not None:
+            loaded[name] = cluster
+    if problems:
+        raise ConfigError(problems)
+    return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts)
+
+
+# ---------------------------------------------------------------------------- semantic views
+
+
+def connection_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a cluster.yaml that decide how to reach the cluster."""
+    view: dict[str, Any] = {"provider": doc.get("provider")}
+    for key in PROVIDERS_WITH_BLOCK:
+        block = doc.get(key)
+        if isinstance(block, dict):
+            view[key] = {k: v for k, v in block.items() if k not in DESCRIPTIVE_PROVIDER_KEYS}
+        elif block is not None:
+            view[key] = block
+    return view
+
+
+def hub_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A hub entry without its descriptive keys, with the effective staging flag."""
+    view = {k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS}
+    view["staging"] = is_staging(entry)
+    return view
+
+
+def hub_entries(doc: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """Hub entries of a raw cluster.yaml document by name (tolerates malformed docs)."""
+    if not isinstance(doc, Mapping):
+        return {}
+    hubs = doc.get("hubs")
+    entries = hubs if isinstance(hubs, list) else []
+    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}

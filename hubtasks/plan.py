@@ -1,0 +1,332 @@
+"""Planning: which releases need `helm upgrade`, and why. Pure functions over data.
+
+A release's inputs are its values files, its entry in cluster.yaml, its chart folder
+with local `file://` dependencies (and its chart_override), the cluster's connection
+settings and the `deploy_all_*` globs. A release is planned when an input changed or
+when it is new. Nothing here opens a file or runs git: loading happens before.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from .changes import ChangedFile
+from .config import (
+    CHART_FILE,
+    CLUSTER_FILE,
+    Cluster,
+    Hub,
+    RepoConfig,
+    Settings,
+    connection_view,
+    hub_entries,
+    hub_view,
+)
+from .model import Job, JobKey, Plan, Removed, Stage, gc_paused
+
+LABEL_SKIP = "deployer:skip-deploy"
+LABEL_SKIP_HUBS = "deployer:skip-deploy-hubs"
+LABEL_DEPLOY_HUBS = "deployer:deploy-hubs"
+LABEL_DEPLOY_SUPPORT = "deployer:deploy-support"
+KNOWN_LABELS = frozenset({LABEL_SKIP, LABEL_SKIP_HUBS, LABEL_DEPLOY_HUBS, LABEL_DEPLOY_SUPPORT})
+CHART_META_FILES = (CHART_FILE, "Chart.lock")
+SUMMARY_LIMIT = 3
+
+
+class _Unknown:
+    """Marks a cluster.yaml whose base version can't be read (e.g. --files without git)."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRequest:
+    """Everything the planner needs besides the head config.
+
+    `base_docs` maps a cluster folder name to its parsed cluster.yaml at base: a dict,
+    None when absent at base, or UNKNOWN. It only holds clusters whose cluster.yaml
+    changed; the others are known to be equal at base and head.
+    """
+
+    changes: tuple[ChangedFile, ...] = ()
+    base_docs: Mapping[str, Any] = field(default_factory=dict)
+    base: str | None = None
+    head: str | None = None
+    labels: frozenset[str] = frozenset()
+    everything: bool = False
+
+
+# ---------------------------------------------------------------------------- globs
+
+
+@cache
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    """Translate a glob with `**` (any depth), `*` and `?` (within a segment)."""
+    out, i = [], 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        else:
+            char = pattern[i]
+            out.append("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char))
+            i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def summarize(label: str, items: Sequence[str]) -> str:
+    """`label: a, b, c and N more` — bounded, so one reason never grows with the repo."""
+    shown = ", ".join(items[:SUMMARY_LIMIT])
+    more = len(items) - SUMMARY_LIMIT
+    return f"{label}: {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+# ---------------------------------------------------------------------------- change index
+
+
+class ChangeIndex:
+    """Changed paths indexed by file, chart folder and glob, built once per plan."""
+
+    def __init__(self, changes: Iterable[ChangedFile], config: RepoConfig) -> None:
+        self.by_path: dict[str, ChangedFile] = {}
+        for change in changes:
+            for path in change.paths():
+                self.by_path[path] = change
+        self.by_folder: dict[str, list[str]] = defaultdict(list)
+        folders = set(config.charts) | {config.settings.chart_folder(h.chart)
+                                         for h in config.hubs()}
+        for path in sorted(self.by_path):
+            parts = path.split("/")
+            for depth in range(1, len(parts)):
+                folder = "/".join(parts[:depth])
+                if folder in folders:
+                    self.by_folder[folder].append(path)
+        self._chart_reasons: dict[tuple[str, bool], str | None] = {}
+
+    def describe(self, path: str) -> str | None:
+        change = self.by_path.get(path)
+        return change.describe(path) if change else None
+
+    def chart_folder_reason(self, folder: str, *, skip_meta: bool) -> str | None:
+        """One reason summarising a chart folder's changed files (cached)."""
+        key = (folder, skip_meta)
+        if key not in self._chart_reasons:
+            paths = self.by_folder.get(folder, [])
+            if skip_meta:
+                meta = {f"{folder}/{name}" for name in CHART_META_FILES}
+                paths = [p for p in paths if p not in meta]
+            described = [self.by_path[p].describe(p).replace(f"{folder}/", "") for p in paths]
+            label = f"chart {posixpath.basename(folder)}"
+            self._chart_reasons[key] = summarize(label, described) if paths else None
+        return self._chart_reasons[key]
+
+    def glob_reasons(self, globs: Sequence[str], setting: str) -> list[str]:
+        """One reason per glob that some changed path matches."""
+        reasons = []
+        for glob in globs:
+            regex = glob_regex(glob)
+            hits = [p for p in self.by_path if regex.match(p)]
+            if hits:
+                reasons.append(summarize(f"{setting} {glob!r} matched", sorted(hits)))
+        return reasons
+
+
+# ---------------------------------------------------------------------------- cluster.yaml diffs
+
+
+def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted key paths whose values differ between two YAML documents."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = sorted(set(old) | set(new), key=str)
+        out: list[str] = []
+        for key in keys:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(path)
+            else:
+                out.extend(diff_keys(old[key], new[key], path))
+        return out
+    return [] if old == new else [prefix or "(document)"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterDiff:
+    """What a cluster.yaml change means for each of the cluster's releases."""
+
+    all_releases: tuple[str, ...] = ()
+    support: tuple[str, ...] = ()
+    hubs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    removed_hubs: tuple[str, ...] = ()
+
+
+def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
+    """Compare a cluster's base and head cluster.yaml semantically."""
+    rel = cluster.config_file
+    if base_doc is UNKNOWN:
+        return ClusterDiff(all_releases=(f"{rel} changed (base version unknown: "
+                                         "planning every release)",))
+    if base_doc is None:
+        return ClusterDiff(all_releases=("new cluster",))
+    if not isinstance(base_doc, Mapping):
+        return ClusterDiff(all_releases=(f"{rel} was unreadable at base",))
+    conn = diff_keys(connection_view(base_doc), connection_view(cluster.doc))
+    all_reasons = (summarize(f"{rel}: connection changed", conn),) if conn else ()
+    old_support, new_support = base_doc.get("support"), cluster.doc.get("support")
+    support: tuple[str, ...] = ()
+    if old_support is None and new_support is not None:
+        support = ("new support release",)
+    elif old_support != new_support:
+        support = (summarize(f"{rel}: support changed", diff_keys(old_support, new_support)),)
+    old_hubs = hub_entries(base_doc)
+    hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
+    removed = tuple(sorted(set(old_hubs) - {h.name for h in cluster.hubs}))
+    return ClusterDiff(all_releases=all_reasons, support=support,
+                       hubs={k: v for k, v in hubs.items() if v}, removed_hubs=removed)
+
+
+def _hub_diff(rel: str, hub: Hub, old: Mapping[str, Any] | None) -> tuple[str, ...]:
+    if old is None:
+        return ("new hub",)
+    keys = diff_keys(hub_view(old), hub_view(hub.entry))
+    return (summarize(f"{rel}: hubs[{hub.name}] changed", keys),) if keys else ()
+
+
+# ---------------------------------------------------------------------------- release inputs
+
+
+class _Planner:
+    """Accumulates reasons per release for one plan."""
+
+    def __init__(self, config: RepoConfig, request: PlanRequest) -> None:
+        self.config, self.request = config, request
+        self.settings: Settings = config.settings
+        self.index = ChangeIndex(request.changes, config)
+        self.reasons: dict[JobKey, list[str]] = defaultdict(list)
+        self.meta: dict[JobKey, tuple[Stage, str]] = {}
+        self.removed: list[Removed] = []
+        self.all_hubs = self._global(self.settings.deploy_all_hubs_on, "deploy_all_hubs_on",
+                                     LABEL_DEPLOY_HUBS)
+        self.all_support = self._global(self.settings.deploy_all_support_on,
+                                        "deploy_all_support_on", LABEL_DEPLOY_SUPPORT)
+
+    def _global(self, globs: Sequence[str], setting: str, label: str) -> list[str]:
+        """Reasons that plan every hub (or every support release) at once."""
+        reasons = self.index.glob_reasons(globs, setting)
+        if label in self.request.labels:
+            reasons.append(f"label {label}")
+        if self.request.everything:
+            reasons.append("everything requested")
+        return reasons
+
+    def files(self, paths: Iterable[str], what: str) -> list[str]:
+        out = []
+        for path in paths:
+            described = self.index.describe(path)
+            if described:
+                out.append(f"{what} {described}")
+        return out
+
+    def chart(self, chart: str, override: str | None, deps: tuple[str, ...] | None) -> list[str]:
+        folders = self.config.chart_closure(chart, deps)
+        top = folders[0]
+        found = [self.index.chart_folder_reason(f, skip_meta=override is not None and f == top)
+                 for f in folders]
+        reasons = [r for r in found if r]
+        if override:
+            reasons += self.files([override], "chart_override")
+        return reasons
+
+    def cluster(self, cluster: Cluster) -> None:
+        base_doc = self.request.base_docs.get(cluster.name, cluster.doc)
+        diff = diff_cluster(cluster, base_doc) if cluster.name in self.request.base_docs \
+            else ClusterDiff()
+        common = [*diff.all_releases, *self.files(cluster.credential_files, "credentials")]
+        self.removed += [Removed(cluster=cluster.name, hub=h) for h in diff.removed_hubs]
+        if cluster.support is not None:
+            key = JobKey(cluster=cluster.name)
+            self.meta[key] = (Stage.SUPPORT, self.settings.support_chart)
+            self.reasons[key] += [*common, *diff.support, *self.all_support,
+                                  *self.files(cluster.support.values_files, "values"),
+                                  *self.chart(self.settings.support_chart, None, None)]
+        for hub in cluster.hubs:
+            key = JobKey(cluster=cluster.name, hub=hub.name)
+            self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
+            self.reasons[key] += [*common, *diff.hubs.get(hub.name, ()), *self.all_hubs,
+                                  *self.files(hub.values_files, "values"),
+                                  *self.files(filter(None, [hub.domain_override_file]),
+                                              "domain_override_file"),
+                                  *self.chart(hub.chart, hub.chart_override, hub.override_deps)]
+
+    def removed_clusters(self) -> None:
+        for name, doc in sorted(self.request.base_docs.items()):
+            if name not in self.config.clusters and isinstance(doc, Mapping):
+                self.removed.append(Removed(cluster=name))
+
+
+def canary(cluster: Cluster, planned: Mapping[JobKey, list[str]]) -> tuple[dict[str, str], bool]:
+    """Staging hubs to add as canaries, and whether the cluster has no canary at all."""
+    prod = [h.name for h in cluster.hubs if not h.staging and planned.get(JobKey(
+        cluster=cluster.name, hub=h.name))]
+    if not prod:
+        return {}, False
+    reason = summarize("canary for prod hubs", prod)
+    staging = {h.name: reason for h in cluster.hubs if h.staging}
+    has_support = bool(planned.get(JobKey(cluster=cluster.name)))
+    return staging, not staging and not has_support
+
+
+@gc_paused
+def build_plan(config: RepoConfig, request: PlanRequest) -> Plan:
+    """Decide which releases to upgrade; the same inputs always give the same plan."""
+    if LABEL_SKIP in request.labels:
+        return Plan(base=request.base, head=request.head,
+                    notes=(f"label {LABEL_SKIP}: nothing is deployed",))
+    planner = _Planner(config, request)
+    for cluster in config.clusters.values():
+        planner.cluster(cluster)
+    planner.removed_clusters()
+    reasons = planner.reasons
+    no_canary = []
+    for cluster in config.clusters.values():
+        staging, flagged = canary(cluster, reasons)
+        for hub, reason in staging.items():
+            reasons[JobKey(cluster=cluster.name, hub=hub)].append(reason)
+        if flagged:
+            no_canary.append(cluster.name)
+    if LABEL_SKIP_HUBS in request.labels:
+        reasons = defaultdict(list, {k: v for k, v in reasons.items() if k.hub is None})
+    jobs = [Job(stage=planner.meta[key][0], cluster=key.cluster, hub=key.hub,
+                chart=planner.meta[key][1], reasons=tuple(dict.fromkeys(why)))
+            for key, why in reasons.items() if why]
+    notes = tuple(f"unknown label {label!r} ignored" for label in sorted(request.labels)
+                  if label.startswith("deployer:") and label not in KNOWN_LABELS)
+    return Plan(base=request.base, head=request.head,
+                jobs=tuple(sorted(jobs, key=Job.sort_key)),
+                removed=tuple(sorted(planner.removed, key=lambda r: (r.cluster, r.hub or ""))),
+                no_canary=tuple(sorted(no_canary)), notes=notes)
+
+
+def changed_cluster_files(changes: Iterable[ChangedFile], settings: Settings) -> dict[str, str]:
+    """Cluster folder name -> cluster.yaml path, for every changed cluster.yaml (both sides)."""
+    prefix = f"{settings.clusters_dir}/"
+    out: dict[str, str] = {}
+    for change in changes:
+        for path in change.paths():
+            rest = path[len(prefix):] if path.startswith(prefix) else ""
+            name, _, tail = rest.partition("/")
+            if name and tail == CLUSTER_FILE and name not in settings.exclude_clusters:
+                out[name] = path
+    return out

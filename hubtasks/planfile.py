@@ -1,0 +1,80 @@
+"""The plan as JSON: the contract between `plan` and the later stages (and CI legs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .model import HubtasksError, Job, Plan, Removed, Stage
+
+PLAN_VERSION = 1
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """The documented JSON form of a plan (README: "Plan JSON")."""
+    return {
+        "version": PLAN_VERSION,
+        "base": plan.base,
+        "head": plan.head,
+        "jobs": [{"stage": j.stage.value, "cluster": j.cluster, "hub": j.hub, "chart": j.chart,
+                  "reasons": list(j.reasons)} for j in plan.jobs],
+        "removed": [{"cluster": r.cluster, "hub": r.hub} for r in plan.removed],
+        "no_canary": list(plan.no_canary),
+        "notes": list(plan.notes),
+    }
+
+
+def plan_to_json(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2) + "\n"
+
+
+def plan_from_dict(doc: Any, source: str) -> Plan:
+    """Parse a plan, with errors that name the file and the bad entry."""
+    if not isinstance(doc, dict) or doc.get("version") != PLAN_VERSION or "jobs" not in doc:
+        raise HubtasksError(f"{source}: not a hubtasks plan (version {PLAN_VERSION}); "
+                            "create one with `hubtasks plan --out FILE`")
+    try:
+        jobs = tuple(Job(stage=Stage(j["stage"]), cluster=j["cluster"], hub=j.get("hub"),
+                         chart=j["chart"], reasons=tuple(j.get("reasons", ())))
+                     for j in doc["jobs"])
+        removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"))
+                        for r in doc.get("removed", ()))
+    except (KeyError, TypeError, ValueError) as err:
+        raise HubtasksError(f"{source}: malformed plan entry: {err!r}") from None
+    return Plan(base=doc.get("base"), head=doc.get("head"), jobs=jobs, removed=removed,
+                no_canary=tuple(doc.get("no_canary", ())), notes=tuple(doc.get("notes", ())))
+
+
+def load_plan(path: Path) -> Plan:
+    """Read a plan file written by `plan --out`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise HubtasksError(f"cannot read plan {path}: {err.strerror}; create it with "
+                            "`hubtasks plan --out FILE`") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise HubtasksError(f"{path}: invalid JSON ({err})") from None
+    return plan_from_dict(doc, str(path))
+
+
+def save_text(path: Path, text: str) -> None:
+    """Write a file atomically (temp file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    save_text(path, plan_to_json(plan))

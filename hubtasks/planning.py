@@ -1,0 +1,73 @@
+"""The I/O around the pure planner: load config, find changes, read base cluster.yaml files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .changes import ChangedFile, ChangeSet, Git, base_texts, changed_files, files_from_list
+from .config import ConfigError, RepoConfig, load_config, parse_yaml
+from .model import Plan
+from .plan import UNKNOWN, PlanRequest, build_plan, changed_cluster_files
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    """What the user asked `plan` for."""
+
+    base: str = "main"
+    head: str = "HEAD"
+    worktree: bool = False
+    files: tuple[str, ...] | None = None
+    labels: tuple[str, ...] = ()
+    everything: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def find_changes(repo: Path, options: PlanOptions) -> ChangeSet:
+    """Changed files from git, or from the list CI passed (--files / --files-from)."""
+    if options.everything and options.files is None:
+        head = _try_resolve(repo, options.head)
+        return ChangeSet(files=(), base=None, head=head)
+    if options.files is not None:
+        base = _try_resolve(repo, options.base)
+        head = _try_resolve(repo, options.head)
+        return ChangeSet(files=files_from_list(options.files), base=base, head=head)
+    return changed_files(repo, base=options.base, head=options.head, worktree=options.worktree)
+
+
+def _try_resolve(repo: Path, ref: str) -> str | None:
+    """A ref's SHA when the repo is a git checkout that knows it; else None."""
+    proc = Git(repo).run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def read_base_docs(repo: Path, config: RepoConfig, changes: Iterable[ChangedFile],
+                   base: str | None) -> dict[str, Any]:
+    """Parsed base cluster.yaml of each cluster whose cluster.yaml changed."""
+    paths = changed_cluster_files(changes, config.settings)
+    if base is None:
+        return {name: UNKNOWN for name in paths}
+    texts = base_texts(repo, base, sorted(paths.values()))
+    docs: dict[str, Any] = {}
+    for name, path in paths.items():
+        text = texts.get(path)
+        try:
+            docs[name] = None if text is None else parse_yaml(text, f"{base[:12]}:{path}")
+        except ConfigError:
+            docs[name] = "unreadable"
+    return docs
+
+
+def plan_repo(repo: Path | str, options: PlanOptions,
+              config: RepoConfig | None = None) -> tuple[RepoConfig, Plan]:
+    """Load, diff and plan one checkout."""
+    repo = Path(repo).resolve()
+    config = config or load_config(repo)
+    changes = find_changes(repo, options)
+    request = PlanRequest(changes=changes.files, base=changes.base, head=changes.head,
+                          base_docs=read_base_docs(repo, config, changes.files, changes.base),
+                          labels=frozenset(options.labels), everything=options.everything)
+    return config, build_plan(config, request)
