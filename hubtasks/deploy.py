@@ -30,10 +30,10 @@ from .helm import (
     ReleaseSpec,
     build_dependencies,
     describe_release,
-    run_helm,
     template_argv,
     upgrade_argv,
 )
+from .helmrun import run_helm
 from .logs import job_log_path
 from .model import HubtasksError, Job, JobKey, JobResult, Status
 from .secrets import decrypted_values, is_secret_path, is_sops_encrypted

