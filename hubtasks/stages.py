@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -113,8 +112,12 @@ def recording(options: StageOptions, total: int) -> Iterator[tuple[ConsoleReport
         close_logging()
 
 
-def _record(store: ResultsStore, reporter: ConsoleReporter):  # type: ignore[no-untyped-def]
+def _recorder(store: ResultsStore, reporter: ConsoleReporter,
+              head: str | None) -> Callable[[JobResult], None]:
+    """Record first (the file is the source of truth), then print; stamp the plan's head."""
     def on_result(result: JobResult) -> None:
+        if result.head is None:
+            result = replace(result, head=head)
         store.record(result)
         reporter.on_result(result)
     return on_result
@@ -134,16 +137,17 @@ def run_jobs(config: RepoConfig, plan: Plan, jobs: Sequence[Job], options: Stage
     """Run jobs with the executor in one of: canary, prod, staged, pipelined."""
     with recording(options, len(jobs)) as (reporter, store, cancel), \
             helm_session(config, plan, jobs, options) as runner:
-        common = {"cancel": cancel, "on_result": _record(store, reporter),
-                  "on_start": reporter.on_start}
+        on_result = _recorder(store, reporter, plan.head)
         if mode == "canary":
-            return run_canary(jobs, runner, max_workers=options.canary_workers, **common)
+            return run_canary(jobs, runner, max_workers=options.canary_workers, cancel=cancel,
+                              on_result=on_result, on_start=reporter.on_start)
         if mode == "prod":
-            return run_prod(jobs, runner, max_jobs=options.jobs,
-                            per_cluster=options.per_cluster, **common)
+            return run_prod(jobs, runner, max_jobs=options.jobs, per_cluster=options.per_cluster,
+                            cancel=cancel, on_result=on_result, on_start=reporter.on_start)
         run_all = run_pipelined if mode == "pipelined" else run_staged
         return run_all(jobs, runner, max_jobs=options.jobs, per_cluster=options.per_cluster,
-                       canary_workers=options.canary_workers, **common)
+                       canary_workers=options.canary_workers, cancel=cancel,
+                       on_result=on_result, on_start=reporter.on_start)
 
 
 def filter_prod(plan: Plan, results_paths: Sequence[Path], *,

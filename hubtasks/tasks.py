@@ -28,10 +28,8 @@ DEFAULTS: dict[str, Any] = {
     "per_cluster": 4,
     "canary_workers": 8,
     "timeout": "10m",
-    "atomic": True,
     "retries": 2,
     "history_max": 10,
-    "pipeline": True,
 }
 
 
@@ -145,7 +143,7 @@ def helps(*drop: str, **extra: str) -> dict[str, str]:
 
 
 def stage_options(c: Context, *, repo: Path, results: str | None, jobs: int | None,
-                  per_cluster: int | None, timeout: str | None, atomic: bool | None,
+                  per_cluster: int | None, timeout: str | None, atomic: bool,
                   retries: int | None, dry_run: bool, helm: str | None,
                   kubeconfig_dir: str | None, log_dir: str | None, verbose: bool) -> Any:
     """Build StageOptions from task options and the `hubtasks` invoke config."""
@@ -158,7 +156,7 @@ def stage_options(c: Context, *, repo: Path, results: str | None, jobs: int | No
 
     deploy = DeployOptions(
         timeout=parse_timeout(setting(c, "timeout", timeout)),
-        atomic=setting(c, "atomic", atomic), retries=int(setting(c, "retries", retries)),
+        atomic=atomic, retries=int(setting(c, "retries", retries)),
         history_max=int(setting(c, "history_max", None)), dry_run=dry_run,
         log_dir=path(setting(c, "log_dir", log_dir)),
         work_dir=repo / ".hubtasks/work",
@@ -186,7 +184,7 @@ def _exit(code: int) -> None:
 @user_errors
 def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None,
            results: str | None = None, jobs: int | None = None, timeout: str | None = None,
-           atomic: bool | None = None, retries: int | None = None, dry_run: bool = False,
+           atomic: bool = True, retries: int | None = None, dry_run: bool = False,
            helm: str | None = None, kubeconfig_dir: str | None = None,
            log_dir: str | None = None, verbose: bool = False, repo: str | None = None) -> None:
     """Canary stage: per cluster, support then staging hubs; clusters in parallel."""
@@ -234,7 +232,7 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
 def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
          hub: list[str] | None = None, job: list[str] | None = None,
          results: str | None = None, jobs: int | None = None, per_cluster: int | None = None,
-         timeout: str | None = None, atomic: bool | None = None, retries: int | None = None,
+         timeout: str | None = None, atomic: bool = True, retries: int | None = None,
          dry_run: bool = False, helm: str | None = None, kubeconfig_dir: str | None = None,
          log_dir: str | None = None, verbose: bool = False, repo: str | None = None) -> None:
     """Prod stage: upgrade prod hubs in a pool bounded globally and per cluster."""
@@ -267,9 +265,9 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
 @user_errors
 def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool = False,
                everything: bool = False, label: list[str] | None = None,
-               pipeline: bool | None = None, results: str | None = None,
+               pipeline: bool = True, results: str | None = None,
                jobs: int | None = None, per_cluster: int | None = None,
-               timeout: str | None = None, atomic: bool | None = None,
+               timeout: str | None = None, atomic: bool = True,
                retries: int | None = None, dry_run: bool = False, helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> None:
@@ -285,7 +283,7 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
     plan_options = PlanOptions(base=setting(c, "base", base), head=head, worktree=worktree,
                                labels=tuple(label or ()), everything=everything)
     _exit(run_deploy_all(root, plan_options, options,
-                         pipelined=bool(setting(c, "pipeline", pipeline)),
+                         pipelined=pipeline,
                          plan_out=root / setting(c, "plan", None)))
 
 
@@ -304,7 +302,7 @@ def _deploy_one(c: Context, cluster: str, hub: str | None, kwargs: dict[str, Any
 @task(help=helps("plan", "jobs", "per_cluster", cluster="the cluster", hub="the hub"))
 @user_errors
 def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
-               timeout: str | None = None, atomic: bool | None = None,
+               timeout: str | None = None, atomic: bool = True,
                retries: int | None = None, dry_run: bool = False, helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> None:
@@ -317,7 +315,7 @@ def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
 @task(help=helps("plan", "jobs", "per_cluster", cluster="the cluster"))
 @user_errors
 def deploy_support(c: Context, cluster: str, results: str | None = None,
-                   timeout: str | None = None, atomic: bool | None = None,
+                   timeout: str | None = None, atomic: bool = True,
                    retries: int | None = None, dry_run: bool = False, helm: str | None = None,
                    kubeconfig_dir: str | None = None, log_dir: str | None = None,
                    verbose: bool = False, repo: str | None = None) -> None:
@@ -352,7 +350,7 @@ def install_tools(c: Context, helm_major: int | None = None) -> None:
     """Install what is missing: helm v3/v4, sops, etcd and the control-plane binaries."""
     from .tools import install_all
 
-    majors = (helm_major,) if helm_major else (3, 4)
+    majors = (int(helm_major),) if helm_major else (3, 4)
     for name, path in install_all(helm_majors=majors).items():
         print(f"{name:>24}: {path}")
 
@@ -365,7 +363,7 @@ def install_tools(c: Context, helm_major: int | None = None) -> None:
             "repo": "config repo whose example to deploy (default: current directory)"})
 @user_errors
 def demo(c: Context, keep: bool = False, helm_major: int | None = None,
-         workdir: str | None = None, pipeline: bool | None = None,
+         workdir: str | None = None, pipeline: bool = True,
          timeout: str = "60s", repo: str | None = None) -> None:
     """Deploy the example config to local clusters, with one staging hub made to fail."""
     from .commands import run_demo
@@ -373,8 +371,8 @@ def demo(c: Context, keep: bool = False, helm_major: int | None = None,
 
     root = repo_dir(c, repo)
     work = Path(workdir).resolve() if workdir else Path(".hubtasks/demo").resolve()
-    _exit(run_demo(root, work, keep=keep, helm_major=helm_major,
-                   pipelined=bool(setting(c, "pipeline", pipeline)),
+    _exit(run_demo(root, work, keep=keep, helm_major=int(helm_major) if helm_major else None,
+                   pipelined=pipeline,
                    timeout=parse_timeout(timeout)))
 
 

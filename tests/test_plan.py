@@ -35,7 +35,7 @@ def hub(name: str, chart_name: str = "basehub", files: list[str] | None = None,
             **extra}
 
 
-ALPHA = {  # two staging hubs (one by name, one daskhub), shared common.values.yaml
+ALPHA: dict[str, Any] = {  # two staging hubs (one by name, one daskhub), shared common.values.yaml
     "name": "alpha", "provider": "local",
     "support": {"helm_chart_values_files": ["support.values.yaml"]},
     "hubs": [hub("staging", files=["common.values.yaml", "staging.values.yaml"]),
@@ -44,11 +44,11 @@ ALPHA = {  # two staging hubs (one by name, one daskhub), shared common.values.y
              hub("prod1", files=["common.values.yaml", "prod1.values.yaml"]),
              hub("prod2", "daskhub", files=["common.values.yaml", "prod2.values.yaml"])],
 }
-BETA = {  # no staging hub, no support; kubeconfig connection
+BETA: dict[str, Any] = {  # no staging hub, no support; kubeconfig connection
     "name": "beta", "provider": "kubeconfig", "kubeconfig": {"file": "kubeconfig.yaml"},
     "hubs": [hub("one"), hub("two"), hub("staging-docs", staging=False)],
 }
-GAMMA = {  # 2i2c style: gcp, metadata, chart overrides, explicit staging flag
+GAMMA: dict[str, Any] = {  # 2i2c style: gcp, metadata, chart overrides, explicit staging flag
     "name": "gamma", "provider": "gcp", "provider_url": "https://example.org",
     "metadata": {"2i2c": {"hubspot_deal_id": 1}},
     "gcp": {"key": "enc-deployer-credentials.secret.json", "project": "p", "cluster": "c",
@@ -91,7 +91,7 @@ def base_files() -> dict[str, Any]:
     return files
 
 
-def edit_cluster(name: str, change: Callable[[dict[str, Any]], None]) -> Callable[[GitRepo], None]:
+def edit_cluster(name: str, change: Callable[[dict[str, Any]], object]) -> Callable[[GitRepo], object]:
     def apply(repo: GitRepo) -> None:
         rel = f"{C}/{name}/cluster.yaml"
         doc = copy.deepcopy(repo.read_yaml(rel))
@@ -100,18 +100,18 @@ def edit_cluster(name: str, change: Callable[[dict[str, Any]], None]) -> Callabl
     return apply
 
 
-def write(files: dict[str, Any]) -> Callable[[GitRepo], None]:
+def write(files: dict[str, Any]) -> Callable[[GitRepo], object]:
     return lambda repo: repo.write(files)
 
 
-def rename(old: str, new: str) -> Callable[[GitRepo], None]:
+def rename(old: str, new: str) -> Callable[[GitRepo], object]:
     return lambda repo: repo.git("mv", old, new)
 
 
 @dataclass
 class Case:
     id: str
-    edit: Callable[[GitRepo], None]
+    edit: Callable[[GitRepo], object]
     jobs: set[str]  # "stage:cluster/release"
     reasons: dict[str, str] = field(default_factory=dict)  # job -> substring of its reasons
     removed: set[str] = field(default_factory=set)
@@ -119,7 +119,7 @@ class Case:
     labels: tuple[str, ...] = ()
 
 
-def set_key(path: list[Any], value: Any) -> Callable[[dict[str, Any]], None]:
+def set_key(path: list[Any], value: Any) -> Callable[[dict[str, Any]], object]:
     def change(doc: dict[str, Any]) -> None:
         node = doc
         for part in path[:-1]:
