@@ -45,15 +45,19 @@ def run_plan(*, repo: Path, base: str, head: str, worktree: bool, files: tuple[s
     return plan
 
 
-def write_github(plan: Plan) -> None:
-    """Matrices to $GITHUB_OUTPUT, tables to $GITHUB_STEP_SUMMARY (stdout when unset)."""
-    outputs = plan_outputs(plan)
+def publish_outputs(values: dict[str, str]) -> None:
+    """Step outputs to $GITHUB_OUTPUT, or `name=value` lines on stdout outside Actions."""
     output_path = os.environ.get("GITHUB_OUTPUT")
     if output_path:
-        github_output(outputs, Path(output_path))
+        github_output(values, Path(output_path))
     else:
-        for name, value in outputs.items():
+        for name, value in values.items():
             print(f"{name}={value}")
+
+
+def write_github(plan: Plan) -> None:
+    """Matrices to $GITHUB_OUTPUT, tables to $GITHUB_STEP_SUMMARY (stdout when unset)."""
+    publish_outputs(plan_outputs(plan))
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:
         append_summary(plan_markdown(plan), Path(summary))
@@ -78,12 +82,7 @@ def run_filter(plan: Plan, results: list[Path], *, record: Path | None, fmt: str
         prod = prod_matrix(kept)
         values = {"prod-matrix": json.dumps(prod, separators=(",", ":")),
                   "has-prod": str(bool(prod["include"])).lower()}
-        output_path = os.environ.get("GITHUB_OUTPUT")
-        if output_path:
-            github_output(values, Path(output_path))
-        else:
-            for name, value in values.items():
-                print(f"{name}={value}")
+        publish_outputs(values)
     return kept
 
 

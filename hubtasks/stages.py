@@ -169,6 +169,6 @@ def base_env() -> dict[str, str]:
     return dict(os.environ)
 
 
-def load_for(plan: Plan, repo: Path, clusters: Iterable[str]) -> RepoConfig:
+def load_for(repo: Path, clusters: Iterable[str]) -> RepoConfig:
     """Load only the clusters a stage needs (a CI leg's cluster.yaml is all it reads)."""
     return load_config(repo, clusters=sorted(set(clusters)))

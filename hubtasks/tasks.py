@@ -199,7 +199,7 @@ def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None
                             timeout=timeout, atomic=atomic, retries=retries, dry_run=dry_run,
                             helm=helm, kubeconfig_dir=kubeconfig_dir, log_dir=log_dir,
                             verbose=verbose)
-    config = load_for(the_plan, root, (j.cluster for j in selected))
+    config = load_for(root, (j.cluster for j in selected))
     results_ = run_jobs(config, the_plan, selected, options, mode="canary")
     _exit(finish(results_, title="canary"))
 
@@ -251,7 +251,7 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
                             timeout=timeout, atomic=atomic, retries=retries, dry_run=dry_run,
                             helm=helm, kubeconfig_dir=kubeconfig_dir, log_dir=log_dir,
                             verbose=verbose)
-    config = load_for(the_plan, root, (j.cluster for j in selected))
+    config = load_for(root, (j.cluster for j in selected))
     results_ = run_jobs(config, the_plan, selected, options, mode="prod")
     _exit(finish(results_, title="prod"))
 
@@ -292,7 +292,7 @@ def _deploy_one(c: Context, cluster: str, hub: str | None, kwargs: dict[str, Any
     from .stages import finish, load_for, run_jobs
 
     root = repo_dir(c, kwargs.pop("repo"))
-    config = load_for(None, root, [cluster])  # type: ignore[arg-type]
+    config = load_for(root, [cluster])
     the_plan = manual_plan(config, cluster, hub)
     options = stage_options(c, repo=root, per_cluster=None, jobs=None, **kwargs)
     results_ = run_jobs(config, the_plan, list(the_plan.jobs), options, mode="prod")
@@ -344,14 +344,19 @@ def report(c: Context, results: list[str] | None = None, plan: str | None = None
                      fmt=format))
 
 
-@task(help={"helm_major": "only this helm major (3 or 4); default both"})
+@task(help={"helm_major": "only this helm major (3 or 4); default both",
+            "deploy_only": "only what deploys need (helm, sops): no root, no local clusters"})
 @user_errors
-def install_tools(c: Context, helm_major: int | None = None) -> None:
+def install_tools(c: Context, helm_major: int | None = None, deploy_only: bool = False) -> None:
     """Install what is missing: helm v3/v4, sops, etcd and the control-plane binaries."""
-    from .tools import install_all
+    from .tools import helm_path, install_all, sops_path
 
     majors = (int(helm_major),) if helm_major else (3, 4)
-    for name, path in install_all(helm_majors=majors).items():
+    if deploy_only:
+        found = {"helm": helm_path(majors[0] if helm_major else None), "sops": sops_path()}
+    else:
+        found = install_all(helm_majors=majors)
+    for name, path in found.items():
         print(f"{name:>24}: {path}")
 
 
