@@ -237,6 +237,31 @@ class Credentials:
 # ---------------------------------------------------------------------------- the runner
 
 
+def secret_strings(decrypted: Iterable[Path]) -> list[str]:
+    """Every scalar value of decrypted values files, to redact from helm's output.
+
+    Charts may echo values in NOTES.txt or error messages; those must never reach a log.
+    """
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+        elif node is not None and not isinstance(node, bool):
+            found.add(str(node))
+
+    for path in decrypted:
+        try:
+            walk(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except (OSError, yaml.YAMLError):
+            continue
+    return sorted(found, key=len, reverse=True)
+
+
 class HelmRunner:
     """The executor's Runner: one job in, one JobResult out. Thread-safe."""
 
@@ -288,9 +313,11 @@ class HelmRunner:
                 description = describe_release(self.head or "worktree",
                                                release_digest(self.config, job))
                 argv = upgrade_argv(self.helm, spec, self.helm_options, description=description)
+            secrets = secret_strings(p for p, o in zip(values, self.values_files(job),
+                                                       strict=True) if p != o)
             run = run_helm(argv, env=self.options.env, timeout=self.options.timeout + KILL_GRACE,
                            log_path=log, cancel=cancel, retries=self.options.retries,
-                           backoff=self.options.backoff)
+                           backoff=self.options.backoff, secrets=secrets)
         status = Status.SUCCEEDED if run.exit_code == 0 and not run.cancelled else \
             Status.CANCELLED if run.cancelled else Status.FAILED
         error = run.error if status is not Status.SUCCEEDED else ""

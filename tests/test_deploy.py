@@ -1,0 +1,125 @@
+"""The deploy runner: timeouts, digests, credentials, chart preparation, secret redaction."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hubtasks.config import load_config
+from hubtasks.demo import DEMO_KEY, copy_example
+from hubtasks.deploy import (
+    Credentials,
+    DeployOptions,
+    HelmRunner,
+    parse_timeout,
+    prepare_charts,
+    release_digest,
+)
+from hubtasks.helm import detect_helm
+from hubtasks.model import HubtasksError, Job, Stage, Status
+from hubtasks.plan import PlanRequest, build_plan
+from hubtasks.tools import sops_path
+
+ROOT = Path(__file__).resolve().parents[1]
+ECHO_HELM = """#!/bin/sh
+# prints every values file it is given, like a chart whose NOTES echo values would
+[ "$1" = version ] && { echo v3.17.3+gfake; exit 0; }
+[ "$1" = dependency ] && exit 0
+while [ $# -gt 0 ]; do
+  if [ "$1" = -f ]; then cat "$2"; shift; fi
+  shift
+done
+"""
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("90s", 90), ("1h30m", 5400),
+                                                 ("45", 45), (12, 12)])
+def test_parse_timeout(text: str | int, seconds: float) -> None:
+    assert parse_timeout(text) == seconds
+
+
+def test_bad_timeout() -> None:
+    with pytest.raises(HubtasksError, match="invalid timeout 'soon'"):
+        parse_timeout("soon")
+
+
+@pytest.fixture()
+def example(tmp_path: Path) -> Path:
+    return copy_example(ROOT, tmp_path / "repo")
+
+
+def _job(repo: Path, cluster: str, hub: str) -> Job:
+    plan = build_plan(load_config(repo), PlanRequest(everything=True))
+    return next(j for j in plan.jobs if j.cluster == cluster and j.hub == hub)
+
+
+def test_digest_follows_inputs(example: Path) -> None:
+    job = _job(example, "geo-cloud", "seismo")
+    before = release_digest(load_config(example), job)
+    assert release_digest(load_config(example), job) == before
+    (example / "helm-charts/basehub/charts").mkdir(exist_ok=True)
+    (example / "helm-charts/basehub/charts/x.tgz").write_text("build output")
+    assert release_digest(load_config(example), job) == before  # build output is not input
+    template = next((example / "helm-charts/basehub/templates").iterdir())
+    template.write_text(template.read_text() + "\n# changed\n")
+    assert release_digest(load_config(example), job) != before
+
+
+def test_missing_kubeconfig_names_the_cluster(example: Path) -> None:
+    config = load_config(example)
+    creds = Credentials(config, DeployOptions(kubeconfig_dir=example / "nowhere"), None)
+    with pytest.raises(HubtasksError, match="cluster 'geo-cloud' .*no kubeconfig at"):
+        creds.for_cluster(config.cluster("geo-cloud"))
+
+
+def test_override_gets_a_private_chart_copy(example: Path, helm: Path) -> None:
+    config = load_config(example)
+    job = _job(example, "bio-cloud", "neuro")
+    info = detect_helm(helm)
+    options = DeployOptions(work_dir=example / ".hubtasks/work")
+    charts = prepare_charts(config, [job], info, options)
+    chart = charts[job.key]
+    assert chart.is_relative_to(example / ".hubtasks/work")
+    override = yaml.safe_load((example / config.cluster("bio-cloud").hub("neuro")
+                               .chart_override).read_text())
+    assert yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"] == \
+        override["appVersion"]
+    rendered = subprocess.run([str(helm), "template", "neuro", str(chart)], capture_output=True,
+                              text=True, check=True).stdout
+    assert "kind: Deployment" in rendered
+
+
+def test_daskhub_dependencies_are_built_once(example: Path, helm: Path) -> None:
+    config = load_config(example)
+    jobs = [_job(example, "geo-cloud", h) for h in ("glacier", "ocean-lab")]
+    prepare_charts(config, jobs, detect_helm(helm), DeployOptions())
+    built = list((example / "helm-charts/daskhub/charts").glob("basehub-*.tgz"))
+    assert len(built) == 1
+
+
+def test_decrypted_secrets_never_reach_the_log(example: Path, tmp_path: Path) -> None:
+    fake = tmp_path / "helm"
+    fake.write_text(ECHO_HELM)
+    fake.chmod(0o755)
+    config = load_config(example)
+    job = _job(example, "geo-cloud", "glacier")  # has enc-glacier.secret.values.yaml
+    env = {"PATH": "/usr/bin:/bin", "SOPS_AGE_KEY_FILE": str(example / DEMO_KEY)}
+    sops = sops_path()
+    plain = subprocess.run([str(sops), "--decrypt", str(example / config.cluster("geo-cloud")
+                                                       .hub("glacier").values_files[-1])],
+                           env=env, capture_output=True, text=True, check=True).stdout
+    secret = str(yaml.safe_load(plain)["basehub"]["jupyterhub"]["hub"]["apiToken"])
+    options = DeployOptions(dry_run=True, log_dir=tmp_path / "logs", env=env,
+                            work_dir=tmp_path / "work")
+    info = detect_helm(fake)
+    runner = HelmRunner(config, head="abc", helm=info, options=options,
+                        charts={job.key: example / "helm-charts/daskhub"},
+                        credentials=Credentials(config, options, sops), sops=sops)
+    result = runner(job, threading.Event())
+    assert result.status is Status.SUCCEEDED and result.stage is Stage.PROD
+    log = Path(result.log or "").read_text()
+    assert "apiToken" in log and secret not in log and "***" in log
