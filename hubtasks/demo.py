@@ -55,7 +55,9 @@ def copy_example(source: Path, target: Path) -> Path:
             shutil.copytree(path, target / name, ignore=ignore)
         elif path.is_file():
             shutil.copy2(path, target / name)
-    (target / ".gitignore").write_text(".hubtasks/\nhelm-charts/*/charts/\n")
+    # `helm dependency build` output must not show up as a change of the charts
+    (target / ".gitignore").write_text(
+        ".hubtasks/\nhelm-charts/*/charts/\nhelm-charts/*/Chart.lock\n")
     _git(target, "init", "-q", "-b", "main")
     _git(target, "add", "-A")
     _git(target, "commit", "-q", "-m", "example config")
