@@ -72,7 +72,7 @@ def test_digest_follows_inputs(example: Path) -> None:
 def test_missing_kubeconfig_names_the_cluster(example: Path) -> None:
     config = load_config(example)
     creds = Credentials(config, DeployOptions(kubeconfig_dir=example / "nowhere"), None)
-    with pytest.raises(HubtasksError, match="cluster 'geo-cloud' .*no kubeconfig at"):
+    with pytest.raises(HubtasksError, match=r"cluster 'geo-cloud' .*no kubeconfig at"):
         creds.for_cluster(config.cluster("geo-cloud"))
 
 
@@ -84,8 +84,9 @@ def test_override_gets_a_private_chart_copy(example: Path, helm: Path) -> None:
     charts = prepare_charts(config, [job], info, options)
     chart = charts[job.key]
     assert chart.is_relative_to(example / ".hubtasks/work")
-    override = yaml.safe_load((example / config.cluster("bio-cloud").hub("neuro")
-                               .chart_override).read_text())
+    override_file = config.cluster("bio-cloud").hub("neuro").chart_override
+    assert override_file is not None
+    override = yaml.safe_load((example / override_file).read_text())
     assert yaml.safe_load((chart / "Chart.yaml").read_text())["appVersion"] == \
         override["appVersion"]
     rendered = subprocess.run([str(helm), "template", "neuro", str(chart)], capture_output=True,

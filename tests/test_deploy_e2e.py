@@ -8,6 +8,7 @@ the per-cluster limit. Outcomes are checked in the results file AND on the clust
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -129,7 +130,7 @@ def test_first_deploy_with_a_broken_canary(world: Env) -> None:
 
 
 def test_rerun_after_the_fix_upgrades_and_installs(world: Env) -> None:
-    bad_cluster, bad_hub = world.broken
+    bad_cluster, _ = world.broken
     folder = world.repo / "config/clusters" / bad_cluster
     doc = yaml.safe_load((folder / "cluster.yaml").read_text())
     for entry in doc["hubs"]:
@@ -192,7 +193,8 @@ def test_per_cluster_limit_is_honoured(world: Env) -> None:
     assert all(r.status is Status.SUCCEEDED for r in results.values())
     for cluster in world.clusters:
         spans = sorted(_intervals(results, cluster))
-        assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:])), spans
+        pairs = itertools.pairwise(spans)
+        assert all(a_end <= b_start for (_, a_end), (b_start, _) in pairs), spans
 
 
 def test_dry_run_renders_without_clusters(world: Env) -> None:

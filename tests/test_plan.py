@@ -91,7 +91,10 @@ def base_files() -> dict[str, Any]:
     return files
 
 
-def edit_cluster(name: str, change: Callable[[dict[str, Any]], object]) -> Callable[[GitRepo], object]:
+Edit = Callable[[GitRepo], object]
+
+
+def edit_cluster(name: str, change: Callable[[dict[str, Any]], object]) -> Edit:
     def apply(repo: GitRepo) -> None:
         rel = f"{C}/{name}/cluster.yaml"
         doc = copy.deepcopy(repo.read_yaml(rel))

@@ -1,0 +1,24 @@
+"""The code stays lint-clean (ruff) and type-clean (mypy --strict on the package)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, capture_output=True,
+                          text=True, check=False)
+
+
+def test_ruff() -> None:
+    proc = run("ruff", "check", "hubtasks", "tests", "bench")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_mypy_strict() -> None:
+    proc = run("mypy", "hubtasks")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
