@@ -7,22 +7,18 @@ Loading collects *every* problem before raising, so a user fixes them in one go.
 
 from __future__ import annotations
 
-import json
-import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import fastjsonschema
-import jsonschema
-import yaml
-
 from .model import SUPPORT_RELEASE, HubtasksError, gc_paused
+from .paths import FileChecker, FsCache, override_path, repo_path
+from .yamlfiles import ConfigError, key_path, parse_yaml, read_yaml, schema_problems
+
+__all__ = ["ConfigError", "parse_yaml", "read_yaml"]  # re-exported for callers of this module
 
 SETTINGS_FILE = "hubtasks.yaml"
 CLUSTER_FILE = "cluster.yaml"
@@ -35,22 +31,6 @@ DESCRIPTIVE_HUB_KEYS = frozenset({"display_name", "uptime_check"})
 # Helm release names are DNS-1123 labels of at most 53 characters.
 RELEASE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RELEASE_NAME_MAX = 53
-
-try:  # the C loader is ~10x faster, which matters for repos with thousands of hubs
-    _Loader: Any = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
-
-
-class ConfigError(HubtasksError):
-    """One or more problems in the config; each names its file and key."""
-
-    def __init__(self, problems: Iterable[str]) -> None:
-        self.problems = tuple(problems)
-        count = len(self.problems)
-        head = f"{count} problem{'s' if count != 1 else ''} in the config:"
-        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
-
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -166,162 +146,6 @@ class RepoConfig:
         return seen
 
 
-# ---------------------------------------------------------------------------- YAML and schema
-
-
-def read_yaml(root: Path, rel: str) -> Any:
-    """Parse one YAML file, turning syntax errors into a message with its line."""
-    try:
-        text = (root / rel).read_text(encoding="utf-8")
-    except OSError as err:
-        raise ConfigError([f"{rel}: cannot read: {err.strerror}"]) from None
-    return parse_yaml(text, rel)
-
-
-def parse_yaml(text: str, rel: str) -> Any:
-    """Parse YAML text named `rel` for error messages."""
-    try:
-        return yaml.load(text, Loader=_Loader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err)
-        raise ConfigError([f"{rel}{where}: invalid YAML: {problem}"]) from None
-
-
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("hubtasks").joinpath(name).read_text(encoding="utf-8")
-    return json.loads(text)  # type: ignore[no-any-return]
-
-
-@cache
-def _validator(name: str) -> jsonschema.protocols.Validator:
-    schema = _schema(name)
-    cls = jsonschema.validators.validator_for(schema)
-    validator: jsonschema.protocols.Validator = cls(schema)
-    return validator
-
-
-@cache
-def _fast_check(name: str) -> Callable[[Any], Any]:
-    """A compiled validator: ~50x faster than jsonschema, but stops at the first error."""
-    check: Callable[[Any], Any] = fastjsonschema.compile(_schema(name))
-    return check
-
-
-def key_path(parts: Iterable[str | int], doc: Any = None) -> str:
-    """Render a JSON path like `hubs[2](name=prod).domain`, naming hubs when possible."""
-    out = ""
-    node = doc
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-            if isinstance(node, list) and part < len(node):
-                node = node[part]
-                if isinstance(node, dict) and isinstance(node.get("name"), str):
-                    out += f"(name={node['name']})"
-            else:
-                node = None
-        else:
-            out += f".{part}" if out else str(part)
-            node = node.get(part) if isinstance(node, dict) else None
-    return out or "(top level)"
-
-
-def schema_problems(schema: str, doc: Any, rel: str) -> list[str]:
-    """Every schema violation of `doc`, each naming file and key path.
-
-    The compiled validator answers the common, valid case fast; only an invalid
-    document pays for jsonschema, which lists every error with its path.
-    """
-    try:
-        _fast_check(schema)(doc)
-        return []
-    except fastjsonschema.JsonSchemaException:
-        pass
-    errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path)))
-    return [f"{rel}: {key_path(e.absolute_path, doc)}: {e.message}" for e in errors]
-
-
-# ---------------------------------------------------------------------------- paths
-
-
-def repo_path(folder: str, value: str) -> str | None:
-    """Join a config-relative path onto `folder`; None when it escapes the repo."""
-    if value.startswith("/") or "\\" in value:
-        return None
-    joined = posixpath.normpath(posixpath.join(folder, value))
-    if joined == ".." or joined.startswith("../"):
-        return None
-    return joined
-
-
-def override_path(folder: str, value: str) -> str | None:
-    """`chart_override` is relative to the cluster folder, or to the root if it has a '/'."""
-    return repo_path("." if "/" in value else folder, value)
-
-
-class _FsCache:
-    """Directory listings and resolved folders, read once per load.
-
-    Listing a folder once instead of stat-ing each values file, and resolving folders
-    instead of every file, keeps loading 20,000 hubs fast. Only a file that is itself a
-    symlink is resolved on its own.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.base = os.path.realpath(root)
-        self._real: dict[str, str] = {}
-        self._listing: dict[str, dict[str, os.DirEntry[str]]] = {}
-
-    def real_dir(self, rel: str) -> str:
-        if rel not in self._real:
-            self._real[rel] = os.path.realpath(os.path.join(self.base, rel))
-        return self._real[rel]
-
-    def entry(self, rel: str) -> os.DirEntry[str] | None:
-        parent, name = posixpath.split(rel)
-        if parent not in self._listing:
-            try:
-                with os.scandir(os.path.join(self.base, parent)) as it:
-                    self._listing[parent] = {e.name: e for e in it}
-            except OSError:
-                self._listing[parent] = {}
-        return self._listing[parent].get(name)
-
-    def inside(self, rel: str, entry: os.DirEntry[str]) -> bool:
-        """True when `rel` (possibly via symlinks) stays inside the repo."""
-        parent, name = posixpath.split(rel)
-        real = os.path.join(self.real_dir(parent), name)
-        if entry.is_symlink():
-            real = os.path.realpath(real)
-        return real == self.base or real.startswith(self.base + os.sep)
-
-
-class _FileChecker:
-    """Resolves config paths and records problems about them."""
-
-    def __init__(self, fs: _FsCache, rel: str, problems: list[str]) -> None:
-        self.fs, self.rel, self.problems = fs, rel, problems
-
-    def file(self, folder: str, value: str, key: str, *,
-             join: Callable[[str, str], str | None] = repo_path) -> str | None:
-        path = join(folder, value)
-        entry = self.fs.entry(path) if path is not None else None
-        if path is None or (entry is not None and not self.fs.inside(path, entry)):
-            self.problems.append(f"{self.rel}: {key}: {value!r} escapes the repository")
-            return None
-        if entry is None or not entry.is_file():
-            self.problems.append(f"{self.rel}: {key}: file {path} does not exist")
-            return None
-        return path
-
-    def files(self, folder: str, values: list[str], key: str) -> tuple[str, ...]:
-        found = (self.file(folder, v, f"{key}[{i}]") for i, v in enumerate(values))
-        return tuple(p for p in found if p is not None)
-
-
 # ---------------------------------------------------------------------------- settings
 
 
@@ -414,14 +238,14 @@ def release_name_problem(name: str) -> str | None:
 class _ClusterLoader:
     """Builds one Cluster from its parsed cluster.yaml, collecting problems."""
 
-    def __init__(self, fs: _FsCache, root: Path, settings: Settings,
+    def __init__(self, fs: FsCache, root: Path, settings: Settings,
                  charts: Mapping[str, Chart], folder_name: str, problems: list[str]) -> None:
         self.root, self.settings, self.charts = root, settings, charts
         self.name = folder_name
         self.folder = f"{settings.clusters_dir}/{folder_name}"
         self.rel = f"{self.folder}/{CLUSTER_FILE}"
         self.problems = problems
-        self.check = _FileChecker(fs, self.rel, problems)
+        self.check = FileChecker(fs, self.rel, problems)
 
     def load(self, doc: Any) -> Cluster | None:
         if not isinstance(doc, dict):
@@ -513,7 +337,7 @@ class _ClusterLoader:
         return self.check.file(self.folder, entry[key], f"{where}.{key}", join=join)
 
 
-def load_cluster(fs: _FsCache, root: Path, settings: Settings, charts: Mapping[str, Chart],
+def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[str, Chart],
                  name: str, problems: list[str]) -> Cluster | None:
     """Load and check one cluster folder; problems are appended, never raised."""
     rel = settings.cluster_file(name)
@@ -548,7 +372,7 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> R
                                 f"(no folder under {settings.clusters_dir})")
         names = [n for n in names if n in wanted]
     loaded: dict[str, Cluster] = {}
-    fs = _FsCache(root)
+    fs = FsCache(root)
     for name in names:
         cluster = load_cluster(fs, root, settings, charts, name, problems)
         if cluster is not None:

@@ -53,7 +53,10 @@ class Stage(enum.StrEnum):
 
     @property
     def rank(self) -> int:
-        return list(Stage).index(self)
+        return _STAGE_RANK[self]
+
+
+_STAGE_RANK = {stage: index for index, stage in enumerate(Stage)}
 
 
 class Status(enum.StrEnum):

@@ -344,6 +344,25 @@ def report(c: Context, results: list[str] | None = None, plan: str | None = None
                      fmt=format))
 
 
+@task(iterable=["cluster"], help={
+    "cluster": "only these clusters (repeatable)",
+    "jobs": "at most N helm processes at once (default 8)",
+    "helm": DEPLOY_HELP["helm"],
+    "repo": "config repo to validate (default: current directory)"})
+@user_errors
+def validate(c: Context, cluster: list[str] | None = None, jobs: int | None = None,
+             helm: str | None = None, repo: str | None = None) -> None:
+    """Schema and file checks, then `helm lint` + `helm template` of every release."""
+    from .stages import base_env
+    from .validate import exit_code, render_validation, validate_command
+
+    results = validate_command(repo_dir(c, repo), clusters=split_list(cluster),
+                               jobs=int(setting(c, "jobs", jobs)),
+                               helm=Path(helm) if helm else None, env=base_env())
+    print(f"\nvalidate\n{render_validation(results)}")
+    _exit(exit_code(results))
+
+
 @task(help={"helm_major": "only this helm major (3 or 4); default both",
             "deploy_only": "only what deploys need (helm, sops): no root, no local clusters"})
 @user_errors
@@ -412,7 +431,7 @@ def pr_comment(c: Context, plan: str | None = None, pr: str | None = None,
     print(f"plan comment {'created' if comment.created else 'updated'}: {comment.url}")
 
 
-ns = Collection(plan, check_config, canary, filter, prod, deploy_all, deploy_hub,
+ns = Collection(plan, check_config, validate, canary, filter, prod, deploy_all, deploy_hub,
                 deploy_support, report, install_tools, demo, demo_stop, pr_comment)
 ns.configure({"hubtasks": dict(DEFAULTS)})
 

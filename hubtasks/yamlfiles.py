@@ -1,0 +1,106 @@
+"""Reading config files: YAML with line-numbered errors, JSON Schema checks with key paths."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import jsonschema
+import yaml
+
+from .model import HubtasksError
+
+try:  # the C loader is ~10x faster, which matters for repos with thousands of hubs
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on how PyYAML was built
+    _Loader = yaml.SafeLoader
+
+
+class ConfigError(HubtasksError):
+    """One or more problems in the config; each names its file and key."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in the config:"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+
+def read_yaml(root: Path, rel: str) -> Any:
+    """Parse one YAML file, turning syntax errors into a message with its line."""
+    try:
+        text = (root / rel).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{rel}: cannot read: {err.strerror}"]) from None
+    return parse_yaml(text, rel)
+
+
+def parse_yaml(text: str, rel: str) -> Any:
+    """Parse YAML text named `rel` for error messages."""
+    try:
+        return yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err)
+        raise ConfigError([f"{rel}{where}: invalid YAML: {problem}"]) from None
+
+
+@cache
+def _schema(name: str) -> dict[str, Any]:
+    text = resources.files("hubtasks").joinpath(name).read_text(encoding="utf-8")
+    return json.loads(text)  # type: ignore[no-any-return]
+
+
+@cache
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    schema = _schema(name)
+    cls = jsonschema.validators.validator_for(schema)
+    validator: jsonschema.protocols.Validator = cls(schema)
+    return validator
+
+
+@cache
+def _fast_check(name: str) -> Callable[[Any], Any]:
+    """A compiled validator: ~50x faster than jsonschema, but stops at the first error."""
+    check: Callable[[Any], Any] = fastjsonschema.compile(_schema(name))
+    return check
+
+
+def key_path(parts: Iterable[str | int], doc: Any = None) -> str:
+    """Render a JSON path like `hubs[2](name=prod).domain`, naming hubs when possible."""
+    out = ""
+    node = doc
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+            if isinstance(node, list) and part < len(node):
+                node = node[part]
+                if isinstance(node, dict) and isinstance(node.get("name"), str):
+                    out += f"(name={node['name']})"
+            else:
+                node = None
+        else:
+            out += f".{part}" if out else str(part)
+            node = node.get(part) if isinstance(node, dict) else None
+    return out or "(top level)"
+
+
+def schema_problems(schema: str, doc: Any, rel: str) -> list[str]:
+    """Every schema violation of `doc`, each naming file and key path.
+
+    The compiled validator answers the common, valid case fast; only an invalid
+    document pays for jsonschema, which lists every error with its path.
+    """
+    try:
+        _fast_check(schema)(doc)
+        return []
+    except fastjsonschema.JsonSchemaException:
+        pass
+    errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path)))
+    return [f"{rel}: {key_path(e.absolute_path, doc)}: {e.message}" for e in errors]
