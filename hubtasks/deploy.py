@@ -21,10 +21,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import portalocker
 import yaml
 
 from .config import CHART_FILE, Cluster, RepoConfig, connection_view, hub_view
 from .helm import (
+    DEPENDENCY_BUILD_TIMEOUT,
     HelmInfo,
     HelmOptions,
     ReleaseSpec,
@@ -158,11 +160,16 @@ def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo,
         else:
             folders = config.chart_closure(job.chart)
         plain += [config.root / f for f in folders if config.root / f not in plain]
-    build_dependencies(helm, plain, env=options.env)
     charts = {j.key: config.root / config.settings.chart_folder(j.chart) for j in jobs}
-    for key, (chart, override) in sorted(overrides.items()):
-        charts[key] = _override_copy(config, key, chart, override, options.work_dir)
-        build_dependencies(helm, [charts[key]], env=options.env)
+    # helm rewrites charts/ in place: a lock keeps two local runs (say validate and
+    # deploy-all) from building the same folder at once.
+    lock = config.root / ".hubtasks" / "chart-build.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with portalocker.Lock(str(lock), timeout=DEPENDENCY_BUILD_TIMEOUT):
+        build_dependencies(helm, plain, env=options.env)
+        for key, (chart, override) in sorted(overrides.items()):
+            charts[key] = _override_copy(config, key, chart, override, options.work_dir)
+            build_dependencies(helm, [charts[key]], env=options.env)
     return charts
 
 
