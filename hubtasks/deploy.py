@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
+import shlex
 import shutil
 import tempfile
 import threading
@@ -35,11 +37,12 @@ from .helm import (
     template_argv,
     upgrade_argv,
 )
-from .helmrun import run_helm
+from .helmrun import redact_argv, run_helm
 from .logs import job_log_path
 from .model import HubtasksError, Job, JobKey, JobResult, Status
 from .secrets import decrypted_values, is_secret_path, is_sops_encrypted
 
+logger = logging.getLogger(__name__)
 BUILD_ARTIFACTS = ("charts", "Chart.lock")  # written by `helm dependency build`
 TIMEOUT_RE = re.compile(r"^\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s?)?\s*$")
 # Our own kill timer fires this long after helm's --timeout, so helm can roll back first.
@@ -322,11 +325,15 @@ class HelmRunner:
                 argv = upgrade_argv(self.helm, spec, self.helm_options, description=description)
             secrets = secret_strings(p for p, o in zip(values, self.values_files(job),
                                                        strict=True) if p != o)
+            logger.info("$ %s", shlex.join(redact_argv(argv, secrets)))
             run = run_helm(argv, env=self.options.env, timeout=self.options.timeout + KILL_GRACE,
                            log_path=log, cancel=cancel, retries=self.options.retries,
                            backoff=self.options.backoff, secrets=secrets)
-        status = Status.SUCCEEDED if run.exit_code == 0 and not run.cancelled else \
-            Status.CANCELLED if run.cancelled else Status.FAILED
+        if not run:
+            logger.warning("helm exit %s after %d attempt(s): %s", run.exit_code, run.attempts,
+                           run.error or "(no error output)")
+        status = Status.SUCCEEDED if run else Status.CANCELLED if run.cancelled else \
+            Status.FAILED
         error = run.error if status is not Status.SUCCEEDED else ""
         if run.timed_out:
             error = f"timed out after {self.options.timeout + KILL_GRACE:.0f}s; {error}"
