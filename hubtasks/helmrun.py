@@ -11,6 +11,7 @@ import collections
 import contextlib
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -204,16 +205,35 @@ def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     proc.wait()
 
 
+@contextlib.contextmanager
+def _exit_waiter(pid: int, cancel: threading.Event) -> Iterator[Callable[[float], object]]:
+    """A sleep that ends as soon as `pid` exits (a pidfd, Linux >= 5.3), else on cancel.
+
+    Waking on exit instead of polling saves ~25 ms per job on average; the pidfd does
+    not reap the process, so its group id stays reserved until we have killed the group.
+    """
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        yield cancel.wait
+        return
+    try:
+        yield lambda seconds: select.select([fd], [], [], seconds)
+    finally:
+        os.close(fd)
+
+
 def _wait(proc: subprocess.Popen[bytes], timeout: float, cancel: threading.Event,
           grace: float) -> tuple[bool, bool]:
     """Wait for helm; (timed_out, cancelled). The group never outlives this call."""
     deadline = time.monotonic() + timeout
-    while not _exited(proc.pid):
-        if cancel.is_set() or time.monotonic() >= deadline:
-            cancelled = cancel.is_set()
-            _stop_group(proc, grace)
-            return not cancelled, cancelled
-        cancel.wait(POLL)
+    with _exit_waiter(proc.pid, cancel) as pause:
+        while not _exited(proc.pid):
+            if cancel.is_set() or time.monotonic() >= deadline:
+                cancelled = cancel.is_set()
+                _stop_group(proc, grace)
+                return not cancelled, cancelled
+            pause(POLL)
     _signal_group(proc.pid, signal.SIGKILL)  # stragglers of a finished helm hold the pipe
     proc.wait()
     return False, False
