@@ -103,9 +103,9 @@ def manual_plan(config: RepoConfig, cluster: str, hub: str | None) -> Plan:
 
 
 def _head(repo: Path) -> str | None:
-    from .planning import _try_resolve
+    from .planning import resolve_ref
 
-    return _try_resolve(repo, "HEAD")
+    return resolve_ref(repo, "HEAD")
 
 
 def run_report(results: list[Path], *, plan: Plan | None, fmt: str) -> int:

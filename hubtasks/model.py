@@ -11,7 +11,7 @@ import enum
 import functools
 import gc
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -128,7 +128,7 @@ class Plan:
     jobs: tuple[Job, ...] = ()
     removed: tuple[Removed, ...] = ()
     no_canary: tuple[str, ...] = ()
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     def stage_jobs(self, stage: Stage) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.stage is stage)

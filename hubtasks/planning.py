@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,22 +23,21 @@ class PlanOptions:
     files: tuple[str, ...] | None = None
     labels: tuple[str, ...] = ()
     everything: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def find_changes(repo: Path, options: PlanOptions) -> ChangeSet:
     """Changed files from git, or from the list CI passed (--files / --files-from)."""
     if options.everything and options.files is None:
-        head = _try_resolve(repo, options.head)
+        head = resolve_ref(repo, options.head)
         return ChangeSet(files=(), base=None, head=head)
     if options.files is not None:
-        base = _try_resolve(repo, options.base)
-        head = _try_resolve(repo, options.head)
+        base = resolve_ref(repo, options.base)
+        head = resolve_ref(repo, options.head)
         return ChangeSet(files=files_from_list(options.files), base=base, head=head)
     return changed_files(repo, base=options.base, head=options.head, worktree=options.worktree)
 
 
-def _try_resolve(repo: Path, ref: str) -> str | None:
+def resolve_ref(repo: Path, ref: str) -> str | None:
     """A ref's SHA when the repo is a git checkout that knows it; else None."""
     proc = Git(repo).run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
     return proc.stdout.strip() if proc.returncode == 0 else None
