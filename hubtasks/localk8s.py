@@ -16,14 +16,10 @@ import secrets
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
@@ -33,6 +29,7 @@ import yaml
 
 from hubtasks import tools
 from hubtasks.model import HubtasksError
+from hubtasks.podready import PodReadiness, is_ready
 
 START_ATTEMPTS = 3
 NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -40,16 +37,6 @@ CONTROLLERS = (
     "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route,-attachdetach,"
     "-persistentvolume-binder,-persistentvolume-expander"
 )
-# Loopback only, with the apiserver's self-signed certificate.
-INSECURE_TLS = ssl.create_default_context()
-INSECURE_TLS.check_hostname = False
-INSECURE_TLS.verify_mode = ssl.CERT_NONE
-# Never through a proxy from the environment: every request goes to 127.0.0.1.
-OPENER = urllib.request.build_opener(
-    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=INSECURE_TLS)
-)
-
-
 @dataclass(frozen=True, kw_only=True)
 class LocalCluster:
     """One running local cluster and how to reach it."""
@@ -166,38 +153,6 @@ def stop_components(components: Sequence[Component], grace: float = 10.0) -> Non
             comp.wait(30.0)
 
 
-# ---------------------------------------------------------------- HTTP to the apiserver
-
-
-def api_request(
-    server: str,
-    token: str,
-    path: str,
-    *,
-    method: str = "GET",
-    body: Any = None,
-    content_type: str = "application/json",
-    timeout: float = 5.0,
-) -> Any:
-    """One JSON request to an apiserver with a bearer token."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
-    req = urllib.request.Request(server + path, data=data, headers=headers, method=method)
-    with OPENER.open(req, timeout=timeout) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def is_ready(url: str, token: str | None) -> bool:
-    """Whether a health URL answers 200 `ok`."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        req = urllib.request.Request(url, headers=headers)
-        with OPENER.open(req, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
-
 def wait_ready(comp: Component, url: str, token: str | None, timeout: float) -> None:
     """Poll `url` until ready; raise with the log's tail if the process dies or times out."""
     deadline = time.monotonic() + timeout
@@ -209,107 +164,6 @@ def wait_ready(comp: Component, url: str, token: str | None, timeout: float) -> 
                 + log_tail(comp.log)
             )
         time.sleep(0.3)
-
-
-# ---------------------------------------------------------------- pod readiness
-
-
-def pod_images(pod: Mapping[str, Any]) -> Iterator[str]:
-    """Every image a pod's containers and init containers use."""
-    spec = pod.get("spec", {})
-    for container in [*spec.get("initContainers", []), *spec.get("containers", [])]:
-        yield str(container.get("image", ""))
-
-
-def is_pod_ready(pod: Mapping[str, Any]) -> bool:
-    """Whether a pod already reports phase Running and condition Ready."""
-    status = pod.get("status", {})
-    conditions = {c.get("type"): c.get("status") for c in status.get("conditions", [])}
-    return status.get("phase") == "Running" and conditions.get("Ready") == "True"
-
-
-def container_status(container: Mapping[str, Any], state: dict[str, Any]) -> dict[str, Any]:
-    """A ready container's status in `state` (running, or terminated for init containers)."""
-    name = container["name"]
-    return {
-        "name": name,
-        "image": container.get("image", ""),
-        "imageID": "",
-        "ready": True,
-        "started": True,
-        "restartCount": 0,
-        "containerID": f"hubtasks://{name}",
-        "state": state,
-    }
-
-
-def ready_status(pod: Mapping[str, Any], now: str) -> dict[str, Any]:
-    """The status a kubelet would report once every container of `pod` runs and is ready."""
-    spec = pod.get("spec", {})
-    conditions = [
-        {"type": kind, "status": "True", "lastTransitionTime": now}
-        for kind in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
-    ]
-    running = [
-        container_status(c, {"running": {"startedAt": now}}) for c in spec.get("containers", [])
-    ]
-    done = {"terminated": {"exitCode": 0, "reason": "Completed"}}
-    finished = [container_status(c, done) for c in spec.get("initContainers", [])]
-    status = {"phase": "Running", "conditions": conditions, "containerStatuses": running}
-    status |= {"initContainerStatuses": finished, "startTime": now, "podIP": "127.0.0.1"}
-    return {"status": status | {"hostIP": "127.0.0.1"}}
-
-
-class PodReadiness(threading.Thread):
-    """Stands in for kubelets: marks pods Ready unless an image contains `fail_marker`."""
-
-    def __init__(
-        self,
-        clusters: Sequence[LocalCluster],
-        fail_marker: str,
-        log: Path,
-        interval: float,
-        give_up_after: float | None = None,
-    ) -> None:
-        super().__init__(name="hubtasks-pod-readiness", daemon=True)
-        self.clusters, self.fail_marker, self.log = list(clusters), fail_marker, log
-        self.interval, self.give_up_after = interval, give_up_after
-        self.stopping = threading.Event()
-
-    def run(self) -> None:
-        """Sweep every cluster until stopped (or, detached, until no apiserver answers)."""
-        last_ok = time.monotonic()
-        while not self.stopping.is_set():
-            for cluster in self.clusters:
-                try:
-                    self.sweep(cluster)
-                    last_ok = time.monotonic()
-                except Exception as exc:  # an apiserver restarting must not end the loop
-                    with self.log.open("a") as out:
-                        out.write(f"{time.strftime('%H:%M:%S')} {cluster.name}: {exc!r}\n")
-            if self.give_up_after and time.monotonic() - last_ok > self.give_up_after:
-                return  # the clusters are gone: a detached sweeper must not outlive them
-            self.stopping.wait(self.interval)
-
-    def sweep(self, cluster: LocalCluster) -> None:
-        """Mark every eligible pod of one cluster Running and Ready."""
-        pods = api_request(cluster.server, cluster.token, "/api/v1/pods")["items"]
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for pod in pods:
-            meta = pod["metadata"]
-            if is_pod_ready(pod) or meta.get("deletionTimestamp"):
-                continue
-            if any(self.fail_marker in image for image in pod_images(pod)):
-                continue
-            path = f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}/status"
-            api_request(
-                cluster.server,
-                cluster.token,
-                path,
-                method="PATCH",
-                body=ready_status(pod, now),
-                content_type="application/merge-patch+json",
-            )
 
 
 # ---------------------------------------------------------------- the clusters

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubtasks import localk8s, tools
+from hubtasks import localk8s, podready, tools
 from hubtasks.localk8s import LocalClusters
 from hubtasks.model import HubtasksError
 
@@ -155,7 +155,7 @@ def wait_for_ready_pod(cluster: localk8s.LocalCluster, name: str) -> bool:
     """Poll (up to a minute) until the pod reports Ready."""
     path = f"/api/v1/namespaces/default/pods/{name}"
     for _ in range(120):
-        if localk8s.is_pod_ready(localk8s.api_request(cluster.server, cluster.token, path)):
+        if podready.is_pod_ready(podready.api_request(cluster.server, cluster.token, path)):
             return True
         time.sleep(0.5)
     return False
@@ -170,7 +170,7 @@ def test_detached_clusters_keep_marking_pods_ready_until_stopped(tmp_path: Path)
     pids = [p["pid"] for p in json.loads(state_file.read_text())["processes"]]
     assert len(pids) == 4 and all(process_alive(pid) for pid in pids)
     pod = {"metadata": {"name": "late"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
-    localk8s.api_request(
+    podready.api_request(
         cluster.server, cluster.token, "/api/v1/namespaces/default/pods", method="POST", body=pod
     )
     assert wait_for_ready_pod(cluster, "late")
@@ -197,7 +197,7 @@ def test_start_retries_when_a_port_was_taken(
         monkeypatch.setattr(localk8s, "free_ports", first_port_taken)
         with LocalClusters(["retry"], tmp_path) as local:
             assert len(calls) == 2
-            assert localk8s.is_ready(
+            assert podready.is_ready(
                 f"{local.clusters['retry'].server}/readyz", local.clusters["retry"].token
             )
 
@@ -228,7 +228,7 @@ def test_ready_status_and_images() -> None:
             "containers": [{"name": "c", "image": "app:1"}],
         }
     }
-    assert list(localk8s.pod_images(pod)) == ["init:1", "app:1"]
-    patched = localk8s.ready_status(pod, "2024-01-01T00:00:00Z")
-    assert localk8s.is_pod_ready(patched)
+    assert list(podready.pod_images(pod)) == ["init:1", "app:1"]
+    patched = podready.ready_status(pod, "2024-01-01T00:00:00Z")
+    assert podready.is_pod_ready(patched)
     assert [s["ready"] for s in patched["status"]["containerStatuses"]] == [True]
