@@ -92,7 +92,6 @@ class Job:
     hub: str | None
     chart: str
     reasons: tuple[str, ...] = ()
-    digest: str = ""
 
     @property
     def key(self) -> JobKey:

@@ -6,6 +6,7 @@ the `hubtasks` console script in any config repo (hubtasks.cli).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import sys
@@ -180,7 +181,9 @@ def _exit(code: int) -> None:
         raise Exit(code=code)
 
 
-@task(iterable=["cluster"], help=helps("per_cluster", cluster="only these clusters (repeatable)"))
+@task(iterable=["cluster"], help=helps(
+    "per_cluster", cluster="only these clusters (repeatable)",
+    jobs="at most N clusters' canaries at once (default: hubtasks.canary_workers, 8)"))
 @user_errors
 def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None,
            results: str | None = None, jobs: int | None = None, timeout: str | None = None,
@@ -195,10 +198,12 @@ def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None
     the_plan = _plan_file(c, root, plan)
     selected = select_jobs(the_plan, stages=(Stage.SUPPORT, Stage.STAGING),
                            clusters=split_list(cluster))
-    options = stage_options(c, repo=root, results=results, jobs=jobs, per_cluster=None,
+    options = stage_options(c, repo=root, results=results, jobs=None, per_cluster=None,
                             timeout=timeout, atomic=atomic, retries=retries, dry_run=dry_run,
                             helm=helm, kubeconfig_dir=kubeconfig_dir, log_dir=log_dir,
                             verbose=verbose)
+    if jobs:
+        options = dataclasses.replace(options, canary_workers=int(jobs))
     config = load_for(root, (j.cluster for j in selected))
     results_ = run_jobs(config, the_plan, selected, options, mode="canary")
     _exit(finish(results_, title="canary"))
@@ -261,12 +266,14 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
     head="git ref to plan (default HEAD)", worktree="also count uncommitted changes",
     everything="deploy every release", label="a deployer:* label (repeatable)",
     pipeline="start a cluster's prod hubs as soon as its canary succeeded (no barrier "
-             "across clusters); --no-pipeline waits for every canary first"))
+             "across clusters); --no-pipeline waits for every canary first",
+    canary_workers="at most N clusters' canaries at once (default 8)"))
 @user_errors
 def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool = False,
                everything: bool = False, label: list[str] | None = None,
                pipeline: bool = True, results: str | None = None,
                jobs: int | None = None, per_cluster: int | None = None,
+               canary_workers: int | None = None,
                timeout: str | None = None, atomic: bool = True,
                retries: int | None = None, dry_run: bool = False, helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
@@ -280,6 +287,8 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
                             timeout=timeout, atomic=atomic, retries=retries, dry_run=dry_run,
                             helm=helm, kubeconfig_dir=kubeconfig_dir, log_dir=log_dir,
                             verbose=verbose)
+    if canary_workers:
+        options = dataclasses.replace(options, canary_workers=int(canary_workers))
     plan_options = PlanOptions(base=setting(c, "base", base), head=head, worktree=worktree,
                                labels=tuple(label or ()), everything=everything)
     _exit(run_deploy_all(root, plan_options, options,
