@@ -153,13 +153,17 @@ def load_settings(root: Path) -> Settings:
     """Read `hubtasks.yaml` when present; defaults otherwise."""
     if not (root / SETTINGS_FILE).is_file():
         return Settings()
-    doc = read_yaml(root, SETTINGS_FILE)
+    return settings_from_doc(read_yaml(root, SETTINGS_FILE), SETTINGS_FILE)
+
+
+def settings_from_doc(doc: Any, rel: str) -> Settings:
+    """Validate a parsed `hubtasks.yaml` (named `rel` in errors) into Settings."""
     if doc is None:
         return Settings()
-    problems = schema_problems("settings.schema.json", doc, SETTINGS_FILE)
+    problems = schema_problems("settings.schema.json", doc, rel)
     for key in ("clusters_dir", "charts_dir", "kubeconfig_dir"):
         if isinstance(doc.get(key), str) and repo_path(".", doc[key]) is None:
-            problems.append(f"{SETTINGS_FILE}: {key}: {doc[key]!r} escapes the repository")
+            problems.append(f"{rel}: {key}: {doc[key]!r} escapes the repository")
     if problems:
         raise ConfigError(problems)
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}

@@ -20,6 +20,7 @@ from .changes import ChangedFile
 from .config import (
     CHART_FILE,
     CLUSTER_FILE,
+    SETTINGS_FILE,
     Cluster,
     Hub,
     RepoConfig,
@@ -65,6 +66,7 @@ class PlanRequest:
     head: str | None = None
     labels: frozenset[str] = frozenset()
     everything: bool = False
+    base_settings: Settings | None = None  # hubtasks.yaml at base, when it changed
 
 
 # ---------------------------------------------------------------------------- globs
@@ -143,6 +145,26 @@ class ChangeIndex:
             if hits:
                 reasons.append(summarize(f"{setting} {glob!r} matched", sorted(hits)))
         return reasons
+
+
+def settings_reasons(base: Settings | None, head: Settings) -> tuple[list[str], list[str]]:
+    """Reasons from hubtasks.yaml keys that change what is rendered: (all hubs, all support).
+
+    `charts_dir` moves every chart; `support_chart` swaps the support releases' chart. The
+    other keys (globs, exclusions, kubeconfig_dir) change how we plan or connect, not what
+    helm renders.
+    """
+    if base is None:
+        return [], []
+    hubs: list[str] = []
+    support: list[str] = []
+    if base.charts_dir != head.charts_dir:
+        reason = f"{SETTINGS_FILE}: charts_dir changed"
+        hubs.append(reason)
+        support.append(reason)
+    if base.support_chart != head.support_chart:
+        support.append(f"{SETTINGS_FILE}: support_chart changed")
+    return hubs, support
 
 
 # ---------------------------------------------------------------------------- cluster.yaml diffs
@@ -224,6 +246,9 @@ class _Planner:
                                      LABEL_DEPLOY_HUBS)
         self.all_support = self._global(self.settings.deploy_all_support_on,
                                         "deploy_all_support_on", LABEL_DEPLOY_SUPPORT)
+        hubs, support = settings_reasons(request.base_settings, self.settings)
+        self.all_hubs += hubs
+        self.all_support += support
 
     def _global(self, globs: Sequence[str], setting: str, label: str) -> list[str]:
         """Reasons that plan every hub (or every support release) at once."""

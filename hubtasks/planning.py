@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from .changes import ChangedFile, ChangeSet, Git, base_texts, changed_files, files_from_list
-from .config import ConfigError, RepoConfig, load_config, parse_yaml
+from .config import (
+    SETTINGS_FILE,
+    ConfigError,
+    RepoConfig,
+    Settings,
+    load_config,
+    parse_yaml,
+    settings_from_doc,
+)
 from .model import Plan
 from .plan import UNKNOWN, PlanRequest, build_plan, changed_cluster_files
 
@@ -60,6 +68,19 @@ def read_base_docs(repo: Path, config: RepoConfig, changes: Iterable[ChangedFile
     return docs
 
 
+def read_base_settings(repo: Path, changes: Iterable[ChangedFile],
+                       base: str | None) -> Settings | None:
+    """`hubtasks.yaml` at base when it changed; None when unchanged or unreadable."""
+    if base is None or not any(SETTINGS_FILE in c.paths() for c in changes):
+        return None
+    text = base_texts(repo, base, [SETTINGS_FILE]).get(SETTINGS_FILE)
+    try:
+        doc = parse_yaml(text, f"{base[:12]}:{SETTINGS_FILE}") if text else None
+        return settings_from_doc(doc, f"{base[:12]}:{SETTINGS_FILE}")
+    except ConfigError:
+        return None
+
+
 def plan_repo(repo: Path | str, options: PlanOptions,
               config: RepoConfig | None = None) -> tuple[RepoConfig, Plan]:
     """Load, diff and plan one checkout."""
@@ -68,5 +89,6 @@ def plan_repo(repo: Path | str, options: PlanOptions,
     changes = find_changes(repo, options)
     request = PlanRequest(changes=changes.files, base=changes.base, head=changes.head,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),
-                          labels=frozenset(options.labels), everything=options.everything)
+                          labels=frozenset(options.labels), everything=options.everything,
+                          base_settings=read_base_settings(repo, changes.files, changes.base))
     return config, build_plan(config, request)
