@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import RepoConfig
-from .model import HubtasksError, Job, JobResult, Plan, Stage
+from .model import HubtasksError, Job, Plan, Stage
 from .planfile import plan_to_json, save_plan
 from .planning import PlanOptions, plan_repo
 from .report import (
@@ -126,25 +126,12 @@ def run_report(results: list[Path], *, plan: Plan | None, fmt: str) -> int:
     print(table)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if fmt == "github" and summary:
-        append_summary(f"## hubtasks deploy results\n\n{results_markdown(merged)}\n",
+        append_summary(f"## hubtasks deploy results\n\n{render_summary(merged, fmt='github')}",
                        Path(summary))
     code = exit_code(merged)
     if plan is not None and len(merged) < len(plan.jobs):
         code = code or 1
     return code
-
-
-def results_markdown(results: list[JobResult]) -> str:
-    """The results as a GitHub-flavoured markdown table."""
-    from tabulate import tabulate
-
-    from .logs import plan_ordered
-
-    rows = [[r.stage.value, r.cluster, r.hub or "", r.status.value, r.attempts,
-             f"{r.duration:.1f}s", (r.error or r.reason).splitlines()[0][:120]
-             if (r.error or r.reason) else ""] for r in plan_ordered(results)]
-    return tabulate(rows, headers=["stage", "cluster", "hub", "status", "attempts", "duration",
-                                   "detail"], tablefmt="github")
 
 
 def run_deploy_all(repo: Path, plan_options: PlanOptions, options: StageOptions, *,
