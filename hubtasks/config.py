@@ -124,6 +124,13 @@ class RepoConfig:
             known = ", ".join(sorted(self.clusters)) or "none"
             raise HubtasksError(f"unknown cluster {name!r} (known: {known})") from None
 
+    def release_values(self, cluster: str, hub: str | None) -> tuple[str, ...]:
+        """A release's values files, in order (hub None: the cluster's support release)."""
+        found = self.cluster(cluster)
+        if hub is not None:
+            return found.hub(hub).values_files
+        return found.support.values_files if found.support else ()
+
     def hubs(self) -> Iterator[Hub]:
         for cluster in self.clusters.values():
             yield from cluster.hubs

@@ -115,12 +115,12 @@ def release_digest(config: RepoConfig, job: Job) -> str:
     entry: Any = connection_view(cluster.doc)
     files: list[str] = list(cluster.credential_files)
     deps: tuple[str, ...] | None = None
+    files += config.release_values(job.cluster, job.hub)
     if job.hub is None:
-        files += cluster.support.values_files if cluster.support else ()
         entry = [entry, cluster.doc.get("support")]
     else:
         hub = cluster.hub(job.hub)
-        files += [*hub.values_files, *filter(None, [hub.chart_override, hub.domain_override_file])]
+        files += filter(None, [hub.chart_override, hub.domain_override_file])
         entry, deps = [entry, hub_view(hub.entry)], hub.override_deps
     digest.update(json.dumps(entry, sort_keys=True, default=str).encode())
     for rel in files:
@@ -306,12 +306,8 @@ class HelmRunner:
                            kubeconfig=kubeconfig, kube_context=context)
 
     def values_files(self, job: Job) -> list[Path]:
-        cluster = self.config.cluster(job.cluster)
-        if job.hub is None:
-            rels = cluster.support.values_files if cluster.support else ()
-        else:
-            rels = cluster.hub(job.hub).values_files
-        return [self.config.root / rel for rel in rels]
+        return [self.config.root / rel for rel in self.config.release_values(job.cluster,
+                                                                              job.hub)]
 
     def _run(self, job: Job, cancel: threading.Event, log: Path) -> dict[str, Any]:
         with decrypted_values(self.values_files(job), sops=self.sops or Path("sops"),

@@ -28,7 +28,7 @@ from .helm import detect_helm
 from .logs import ConsoleReporter, close_logging, exit_code, render_summary, setup_logging
 from .model import HubtasksError, Job, JobResult, Plan, Stage
 from .results import ResultsStore, load_results
-from .secrets import is_secret_path
+from .secrets import is_secret_path, is_sops_encrypted
 from .tools import helm_path, sops_path
 
 
@@ -67,11 +67,11 @@ def select_jobs(plan: Plan, *, stages: Iterable[Stage], clusters: Sequence[str] 
 
 
 def _needs_sops(config: RepoConfig, jobs: Iterable[Job]) -> bool:
+    """Whether any values or credentials file of these jobs must be decrypted."""
     for job in jobs:
-        cluster = config.cluster(job.cluster)
-        files = (cluster.support.values_files if cluster.support else ()) if job.hub is None \
-            else cluster.hub(job.hub).values_files
-        if any(is_secret_path(Path(f)) for f in [*files, *cluster.credential_files]):
+        files = [*config.release_values(job.cluster, job.hub),
+                 *config.cluster(job.cluster).credential_files]
+        if any(is_secret_path(f) or is_sops_encrypted(config.root / f) for f in files):
             return True
     return False
 

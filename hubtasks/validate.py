@@ -75,12 +75,7 @@ def release_jobs(config: RepoConfig, clusters: Sequence[str] = ()) -> list[Job]:
 
 def values_files(config: RepoConfig, job: Job) -> list[Path]:
     """A release's values files, in order, as absolute paths."""
-    cluster = config.cluster(job.cluster)
-    if job.hub is None:
-        rels = cluster.support.values_files if cluster.support else ()
-    else:
-        rels = cluster.hub(job.hub).values_files
-    return [config.root / rel for rel in rels]
+    return [config.root / rel for rel in config.release_values(job.cluster, job.hub)]
 
 
 def needs_sops(config: RepoConfig, jobs: Iterable[Job]) -> bool:
