@@ -67,11 +67,16 @@ class Git:
         proc = self.run("rev-parse", "--is-shallow-repository", check=False)
         return proc.stdout.strip() == "true"
 
+    def try_resolve(self, ref: str) -> str | None:
+        """The commit SHA of `ref`, or None when git doesn't know it (or no repo)."""
+        proc = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
     def resolve(self, ref: str, role: str) -> str:
         """The commit SHA of `ref`, or an error that says how to make it available."""
-        proc = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-        if proc.returncode == 0:
-            return proc.stdout.strip()
+        sha = self.try_resolve(ref)
+        if sha is not None:
+            return sha
         if self.run("rev-parse", "--git-dir", check=False).returncode != 0:
             raise HubtasksError(f"{self.repo} is not a git repository (pass --repo, or --files)")
         hint = (f"fetch it first, e.g. `git fetch origin {ref}:{ref}`, or check out with full "

@@ -7,6 +7,7 @@ here touches os.environ or the current directory, so jobs run safely in threads.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -17,9 +18,8 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from .helm import (
 )
 from .helmrun import redact_argv, run_helm
 from .logs import job_log_path
-from .model import HubtasksError, Job, JobKey, JobResult, Status
+from .model import HubtasksError, Job, JobKey, JobResult, Status, utc_now
 from .secrets import decrypted_values, is_secret_path, is_sops_encrypted
 
 logger = logging.getLogger(__name__)
@@ -63,10 +63,6 @@ def parse_timeout(text: str | float | int) -> float:
 def helm_duration(seconds: float) -> str:
     """Seconds as a Go duration for helm's --timeout."""
     return f"{int(seconds)}s"
-
-
-def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -244,6 +240,29 @@ class Credentials:
             self._private = None
 
 
+# ---------------------------------------------------------------------------- values files
+
+
+def needs_sops(config: RepoConfig, jobs: Iterable[Job], *, credentials: bool = False) -> bool:
+    """Whether any values file (or, with `credentials`, credentials file) must be decrypted."""
+    for job in jobs:
+        files = list(config.release_values(job.cluster, job.hub))
+        if credentials:
+            files += config.cluster(job.cluster).credential_files
+        if any(is_secret_path(f) or is_sops_encrypted(config.root / f) for f in files):
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def release_values(config: RepoConfig, job: Job, *, sops: Path | None,
+                   env: Mapping[str, str]) -> Iterator[tuple[tuple[Path, ...], list[str]]]:
+    """A release's values files for helm (secrets decrypted), and the strings to redact."""
+    files = [config.root / rel for rel in config.release_values(job.cluster, job.hub)]
+    with decrypted_values(files, sops=sops or Path("sops"), env=env) as values:
+        yield values, secret_strings(p for p, o in zip(values, files, strict=True) if p != o)
+
+
 # ---------------------------------------------------------------------------- the runner
 
 
@@ -284,7 +303,7 @@ class HelmRunner:
                                         atomic=options.atomic, history_max=options.history_max)
 
     def __call__(self, job: Job, cancel: threading.Event) -> JobResult:
-        started, clock = utcnow(), time.monotonic()
+        started, clock = utc_now(), time.monotonic()
         log = self.config.root / job_log_path(self.options.log_dir, job)
         try:
             outcome = self._run(job, cancel, log)
@@ -294,7 +313,7 @@ class HelmRunner:
                 handle.write(f"hubtasks: {err}\n")
             outcome = {"status": Status.FAILED, "error": str(err)}
         return JobResult(stage=job.stage, cluster=job.cluster, hub=job.hub, started_at=started,
-                         ended_at=utcnow(), duration=round(time.monotonic() - clock, 3),
+                         ended_at=utc_now(), duration=round(time.monotonic() - clock, 3),
                          log=str(log), head=self.head, **outcome)
 
     def spec(self, job: Job, values: Sequence[Path]) -> ReleaseSpec:
@@ -305,13 +324,9 @@ class HelmRunner:
                            chart_dir=self.charts[job.key], values_files=tuple(values),
                            kubeconfig=kubeconfig, kube_context=context)
 
-    def values_files(self, job: Job) -> list[Path]:
-        return [self.config.root / rel for rel in self.config.release_values(job.cluster,
-                                                                              job.hub)]
-
     def _run(self, job: Job, cancel: threading.Event, log: Path) -> dict[str, Any]:
-        with decrypted_values(self.values_files(job), sops=self.sops or Path("sops"),
-                              env=self.options.env) as values:
+        with release_values(self.config, job, sops=self.sops,
+                            env=self.options.env) as (values, secrets):
             spec = self.spec(job, values)
             if self.options.dry_run:
                 argv = template_argv(self.helm, spec, self.helm_options)
@@ -319,8 +334,6 @@ class HelmRunner:
                 description = describe_release(self.head or "worktree",
                                                release_digest(self.config, job))
                 argv = upgrade_argv(self.helm, spec, self.helm_options, description=description)
-            secrets = secret_strings(p for p, o in zip(values, self.values_files(job),
-                                                       strict=True) if p != o)
             logger.info("$ %s", shlex.join(redact_argv(argv, secrets)))
             run = run_helm(argv, env=self.options.env, timeout=self.options.timeout + KILL_GRACE,
                            log_path=log, cancel=cancel, retries=self.options.retries,

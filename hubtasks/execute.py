@@ -25,11 +25,10 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from types import FrameType
 
 from .logs import job_context, plan_ordered
-from .model import HubtasksError, Job, JobResult, Stage, Status
+from .model import HubtasksError, Job, JobResult, Stage, Status, utc_now
 
 Runner = Callable[[Job, threading.Event], JobResult]
 OnResult = Callable[[JobResult], None]
@@ -47,10 +46,6 @@ def not_run(job: Job, status: Status, reason: str) -> JobResult:
     """The record of a job the executor never started."""
     return JobResult(stage=job.stage, cluster=job.cluster, hub=job.hub, status=status,
                      reason=reason)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def _at_least_one(name: str, value: int) -> None:
@@ -97,13 +92,13 @@ class _Context:
 
 def _call(run: Runner, job: Job, cancel: threading.Event) -> JobResult:
     """The runner's result; an exception becomes a FAILED result so the pool lives on."""
-    started, start = _now(), time.monotonic()
+    started, start = utc_now(), time.monotonic()
     try:
         return run(job, cancel)
     except Exception as err:  # a broken runner must fail one job, not the whole deploy
         log.exception("runner raised")
         return JobResult(stage=job.stage, cluster=job.cluster, hub=job.hub,
-                         status=Status.FAILED, attempts=1, started_at=started, ended_at=_now(),
+                         status=Status.FAILED, attempts=1, started_at=started, ended_at=utc_now(),
                          duration=time.monotonic() - start,
                          error=f"{type(err).__name__}: {err}")
 

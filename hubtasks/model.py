@@ -12,6 +12,7 @@ import functools
 import gc
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -22,6 +23,11 @@ SUPPORT_RELEASE = "support"
 
 class HubtasksError(Exception):
     """A user-facing error: printed as a message, never as a traceback."""
+
+
+def utc_now() -> str:
+    """Now as ISO 8601 UTC with milliseconds: the time format of every JobResult."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def gc_paused(func: Callable[P, R]) -> Callable[P, R]:

@@ -47,8 +47,7 @@ def find_changes(repo: Path, options: PlanOptions) -> ChangeSet:
 
 def resolve_ref(repo: Path, ref: str) -> str | None:
     """A ref's SHA when the repo is a git checkout that knows it; else None."""
-    proc = Git(repo).run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    return Git(repo).try_resolve(ref)
 
 
 def read_base_docs(repo: Path, config: RepoConfig, changes: Iterable[ChangedFile],

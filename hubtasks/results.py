@@ -35,7 +35,7 @@ from typing import Any
 
 import portalocker
 
-from .model import HubtasksError, JobKey, JobResult, Stage, Status
+from .model import HubtasksError, JobKey, JobResult, Stage, Status, utc_now
 
 RESULTS_KIND = "hubtasks-results"
 RESULTS_VERSION = 1
@@ -316,7 +316,7 @@ def _stamped(result: JobResult) -> JobResult:
     """A record with no time gets the recording time as `ended_at`, so it can win a merge."""
     if result.started_at or result.ended_at:
         return result
-    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    now = utc_now()
     return dataclasses.replace(result, ended_at=now)
 
 

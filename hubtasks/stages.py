@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .config import RepoConfig, load_config
-from .deploy import Credentials, DeployOptions, HelmRunner, prepare_charts
+from .deploy import Credentials, DeployOptions, HelmRunner, needs_sops, prepare_charts
 from .execute import (
     gate_prod,
     install_signal_handlers,
@@ -28,7 +28,6 @@ from .helm import detect_helm
 from .logs import ConsoleReporter, close_logging, exit_code, render_summary, setup_logging
 from .model import HubtasksError, Job, JobResult, Plan, Stage
 from .results import ResultsStore, load_results
-from .secrets import is_secret_path, is_sops_encrypted
 from .tools import helm_path, sops_path
 
 
@@ -66,22 +65,12 @@ def select_jobs(plan: Plan, *, stages: Iterable[Stage], clusters: Sequence[str] 
     return jobs
 
 
-def _needs_sops(config: RepoConfig, jobs: Iterable[Job]) -> bool:
-    """Whether any values or credentials file of these jobs must be decrypted."""
-    for job in jobs:
-        files = [*config.release_values(job.cluster, job.hub),
-                 *config.cluster(job.cluster).credential_files]
-        if any(is_secret_path(f) or is_sops_encrypted(config.root / f) for f in files):
-            return True
-    return False
-
-
 @contextlib.contextmanager
 def helm_session(config: RepoConfig, plan: Plan, jobs: Sequence[Job],
                  options: StageOptions) -> Iterator[HelmRunner]:
     """Detect helm, build charts once, resolve credentials; clean up afterwards."""
     helm = detect_helm(options.helm or helm_path(options.helm_major, env=options.env))
-    sops = sops_path(env=options.env) if _needs_sops(config, jobs) else None
+    sops = sops_path(env=options.env) if needs_sops(config, jobs, credentials=True) else None
     deploy = replace(options.deploy, env=options.env)
     charts = prepare_charts(config, jobs, helm, deploy)
     credentials = Credentials(config, deploy, sops)

@@ -19,12 +19,11 @@ from pathlib import Path
 from tabulate import tabulate
 
 from .config import RepoConfig, load_config
-from .deploy import DeployOptions, prepare_charts, secret_strings
+from .deploy import DeployOptions, needs_sops, prepare_charts, release_values
 from .helm import HelmInfo, ReleaseSpec, detect_helm, lint_argv, template_argv
 from .helmrun import HelmRun, run_helm
 from .model import HubtasksError, Job, JobKey
 from .plan import PlanRequest, build_plan
-from .secrets import decrypted_values, is_secret_path
 from .tools import helm_path, sops_path
 
 HELM_TIMEOUT = 300.0  # seconds per lint or template; neither contacts a cluster
@@ -71,16 +70,6 @@ def release_jobs(config: RepoConfig, clusters: Sequence[str] = ()) -> list[Job]:
     jobs = build_plan(config, PlanRequest(everything=True)).jobs
     chosen = [j for j in jobs if not clusters or j.cluster in clusters]
     return sorted(chosen, key=lambda j: (j.cluster, j.hub is not None, j.hub or ""))
-
-
-def values_files(config: RepoConfig, job: Job) -> list[Path]:
-    """A release's values files, in order, as absolute paths."""
-    return [config.root / rel for rel in config.release_values(job.cluster, job.hub)]
-
-
-def needs_sops(config: RepoConfig, jobs: Iterable[Job]) -> bool:
-    """True when any release has a secret values file."""
-    return any(is_secret_path(p) for j in jobs for p in values_files(config, j))
 
 
 # ---------------------------------------------------------------------------- charts
@@ -142,9 +131,8 @@ class _Checker:
             return [_result(job, check, ok=False, message=str(err)) for check in Check]
 
     def _check(self, job: Job) -> list[ValidationResult]:
-        files = values_files(self.config, job)
-        with decrypted_values(files, sops=self.sops or Path("sops"), env=self.env) as values:
-            secrets = secret_strings(p for p, o in zip(values, files, strict=True) if p != o)
+        with release_values(self.config, job, sops=self.sops,
+                            env=self.env) as (values, secrets):
             spec = ReleaseSpec(release=job.release, namespace=job.release,
                                chart_dir=self.charts[job.key], values_files=values)
             argvs = {Check.LINT: lint_argv(self.helm, spec),
