@@ -1,8 +1,8 @@
 """How close a deploy gets to its best possible wall time, staged vs pipelined.
 
 Writes a synthetic config repo (2i2c's layout, provider `local`, one ConfigMap chart) and
-deploys every release through the real job machinery, `hubtasks.stages.run_jobs`: executor,
-HelmRunner (argv, digest, per-job log), one subprocess per job via run_helm, ResultsStore
+deploys every release through the real job machinery, `hubtasks.deploying.session.run_jobs`:
+scheduler, HelmRunner (argv, digest, per-job log), one subprocess per job via run_helm, ResultsStore
 (one fsync'd write per job) and the console reporter (to a buffer). helm is a tiny `sh` stand-in
 that sleeps for the `sleep:` value of the job's last values file, so the spawn is included.
 Default: 30 clusters x 6 hubs (+ support) = 210 jobs; support 0.3 s, staging 0.2 s, prod
@@ -47,12 +47,16 @@ from pathlib import Path
 
 import yaml
 
-from hubtasks.config import RepoConfig, load_config
-from hubtasks.deploy import DeployOptions
+from hubtasks.config.load import load_config
+from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.scheduler import Schedule, run_pipelined, run_staged
+from hubtasks.deploying.session import run_jobs
 from hubtasks.model import SUPPORT_RELEASE, HubtasksError, Job, JobKey, JobResult, Plan, Stage
-from hubtasks.plan import PlanRequest, build_plan
+from hubtasks.options import DeployOptions, Limits, RunOptions, environment
+from hubtasks.planning.planner import PlanRequest, build_plan
 from hubtasks.results import ResultsStore
-from hubtasks.stages import StageOptions, base_env, run_jobs
+
+SCHEDULES: dict[str, Schedule] = {"staged": run_staged, "pipelined": run_pipelined}
 
 MODES = ("staged", "pipelined")
 CANARY = frozenset({Stage.SUPPORT, Stage.STAGING})
@@ -82,15 +86,6 @@ data:
 """
 
 Seconds = Mapping[JobKey, float]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Limits:
-    """The executor's concurrency limits."""
-
-    jobs: int
-    per_cluster: int
-    canary_workers: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,13 +165,14 @@ def run_mode(config: RepoConfig, plan: Plan, jobs: Sequence[Job], *, mode: str, 
              helm: Path, workdir: Path) -> Run:
     """One deploy through `run_jobs`, with its own results file and logs; console buffered."""
     folder = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=workdir))
-    options = StageOptions(
-        results=folder / "results.json", helm=helm, env=base_env(), jobs=limits.jobs,
-        per_cluster=limits.per_cluster, canary_workers=limits.canary_workers,
-        deploy=DeployOptions(timeout=120, retries=0, log_dir=folder / "logs"))
+    deploy = DeployOptions(timeout=120, retries=0, log_dir=folder / "logs",
+                           work_dir=folder / "work", env=environment())
+    options = RunOptions(repo=config.root, plan=folder / "plan.json",
+                         results=folder / "results.json", deploy=deploy, limits=limits,
+                         helm=helm)
     with contextlib.redirect_stderr(io.StringIO()):
         start = time.perf_counter()
-        results = run_jobs(config, plan, jobs, options, mode=mode)
+        results = run_jobs(config, plan, jobs, options, SCHEDULES[mode])
         wall = time.perf_counter() - start
     failed = [r for r in results if not r]
     if failed or len(results) != len(jobs):
@@ -384,10 +380,10 @@ def sequential_case(args: argparse.Namespace, config: RepoConfig, plan: Plan, he
 
 def real_case(args: argparse.Namespace, limits: Limits, workdir: Path) -> None:
     """Real helm 4 on local clusters: staged vs pipelined, and the real per-job helm time."""
-    from hubtasks.localk8s import LocalClusters
-    from hubtasks.tools import ensure_helm
+    from hubtasks.dev.install import install_helm
+    from hubtasks.dev.localk8s import LocalClusters
 
-    helm = ensure_helm(4)
+    helm = install_helm(4, environment())
     root = workdir / "real-repo"
     write_repo(root, REAL_CLUSTERS, REAL_HUBS)
     with LocalClusters(list(REAL_CLUSTERS), workdir / "clusters") as clusters:

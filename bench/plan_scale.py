@@ -23,9 +23,10 @@ from pathlib import Path
 
 import yaml
 
-from hubtasks.changes import ChangedFile
-from hubtasks.config import RepoConfig, load_config
-from hubtasks.plan import PlanRequest, build_plan
+from hubtasks.config.load import load_config
+from hubtasks.config.model import RepoConfig
+from hubtasks.planning.changes import ChangedFile
+from hubtasks.planning.planner import PlanRequest, build_plan
 
 SIZES = [(30, 6), (300, 20), (1000, 20)]
 CHANGED = [1, 5000]

@@ -1,64 +1,55 @@
-"""helm commands for helm 3 and helm 4: pure argv builders, chart build order, dependency builds.
+"""helm 3 and helm 4: the one version probe, pure argv builders, and running helm with retries.
 
-Builders return argv lists and never run anything; `run_helm` (helmrun.py) is the one place a
-helm process starts. Every command names its kubeconfig and context explicitly, so jobs for
-different clusters can run in parallel threads of one process.
+Builders return argv lists and never run anything; `run_helm` runs one command through the
+process seam (`proc.run`), retrying transient failures. Every command names its kubeconfig
+and context explicitly, so jobs for different clusters run in parallel threads of one process.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
+import shlex
 import threading
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-import yaml
-
-from .helmrun import (
-    TRANSIENT_PATTERNS,
-    HelmRun,
-    helm_env,
-    is_transient,
-    redact,
-    redact_argv,
-    run_helm,
-)
-from .model import HubtasksError
-
-__all__ = [
-    "TRANSIENT_PATTERNS",
-    "HelmInfo",
-    "HelmOptions",
-    "HelmRun",
-    "ReleaseDescription",
-    "ReleaseSpec",
-    "build_dependencies",
-    "chart_build_order",
-    "dependency_build_argv",
-    "describe_release",
-    "detect_helm",
-    "helm_env",
-    "is_transient",
-    "lint_argv",
-    "parse_description",
-    "redact",
-    "redact_argv",
-    "run_helm",
-    "template_argv",
-    "upgrade_argv",
-]
+from hubtasks import proc
+from hubtasks.duration import go_duration
+from hubtasks.model import HubtasksError
+from hubtasks.output.logs import JobLog
+from hubtasks.secrets import NO_SECRETS, Redactor
 
 SUPPORTED_MAJORS = (3, 4)
-CHART_FILE = "Chart.yaml"
-FILE_SCHEME = "file://"
-GO_DURATION_RE = re.compile(r"^(?:\d+(?:\.\d+)?(?:h|m|s|ms))+$")
 VERSION_RE = re.compile(r"^\s*v?(\d+)\.(\d+)\.(\d+)\S*")
 DESCRIPTION_RE = re.compile(r"\bhubtasks head=(?P<head>\S+) digest=(?P<digest>\S+)")
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
-DEPENDENCY_BUILD_TIMEOUT = 600.0
+PROBE_TIMEOUT = 60.0
+# Failures worth another try: the API server or network blinked. Everything else fails at once.
+TRANSIENT_PATTERNS: tuple[str, ...] = (
+    r"connection refused",
+    r"connection reset(?: by peer)?",
+    r"another operation \(install/upgrade/rollback\) is in progress",
+    r"TLS handshake timeout",
+    r"i/o timeout",
+    r"http2: client connection lost",
+    r"Client\.Timeout exceeded while awaiting headers",
+    r"the server is currently unable to handle the request",
+    r"etcdserver: (?:request timed out|leader changed)",
+    r"unexpected EOF",
+)
+TRANSIENT_RE = re.compile("|".join(f"(?:{p})" for p in TRANSIENT_PATTERNS), re.IGNORECASE)
+# Lines that say what went wrong: helm's `Error: ...`, klog errors, FAILED summaries.
+ERROR_LINE_RE = re.compile(r"^\s*(?:Error\b|ERROR\b|error:|E\d{4} )|\bFAILED\b|\bfatal\b")
+# Variables that would silently point every job at one cluster or namespace; each helm call
+# names its cluster with flags instead.
+AMBIENT_CLUSTER_VARS = re.compile(r"^(?:KUBECONFIG|HELM_KUBE\w*|HELM_NAMESPACE)$")
+EXCERPT_LINES = 20
+EXCERPT_CHARS = 4_000
+LINE_CHARS = 1_000
+
+Sleep = Callable[[float], object]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,9 +75,9 @@ class ReleaseSpec:
 
 @dataclass(frozen=True, kw_only=True)
 class HelmOptions:
-    """How `helm upgrade` runs; `timeout` is a Go duration ("10m") or seconds."""
+    """How `helm upgrade` runs; `timeout` in seconds."""
 
-    timeout: str | float = "10m"
+    timeout: float = 600.0
     wait: bool = True
     atomic: bool = False
     force: bool = False
@@ -94,7 +85,8 @@ class HelmOptions:
     extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        helm_timeout(self.timeout)  # fail when the options are built, not mid-deploy
+        if self.timeout <= 0:
+            raise HubtasksError(f"timeout must be positive, not {self.timeout}")
         if self.history_max < 0:
             raise HubtasksError(f"history_max must be >= 0 (0 = no limit), not {self.history_max}")
 
@@ -107,30 +99,51 @@ class ReleaseDescription:
     digest: str
 
 
-# ---------------------------------------------------------------------------- helm version
+@dataclass(frozen=True, kw_only=True)
+class HelmRun:
+    """The outcome of `run_helm`: the last attempt, and how many there were."""
 
-_detected: dict[str, HelmInfo] = {}
-_detect_lock = threading.Lock()
+    outcome: proc.Outcome
+    attempts: int
+    error: str = ""
+
+    def __bool__(self) -> bool:
+        return bool(self.outcome)
+
+    @property
+    def exit_code(self) -> int | None:
+        return self.outcome.exit_code
+
+    @property
+    def output(self) -> str:
+        return self.outcome.output
+
+    @property
+    def timed_out(self) -> bool:
+        return self.outcome.timed_out
+
+    @property
+    def cancelled(self) -> bool:
+        return self.outcome.cancelled
 
 
-def detect_helm(path: Path, *, env: Mapping[str, str] | None = None) -> HelmInfo:
-    """Run `helm version --short` once per path (thread-safe) and return what it reports."""
-    key = str(path)
-    with _detect_lock:
-        if key not in _detected:
-            _detected[key] = _probe_helm(path, env)
-        return _detected[key]
+# ---------------------------------------------------------------------------- the version
+
+_probed: dict[str, HelmInfo] = {}
+_probe_lock = threading.Lock()
 
 
-def _probe_helm(path: Path, env: Mapping[str, str] | None) -> HelmInfo:
-    argv = [str(path), "version", "--short"]
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=60,
-                             env=None if env is None else dict(env), stdin=subprocess.DEVNULL)
-    except (OSError, subprocess.SubprocessError) as err:
-        raise HubtasksError(f"{path}: cannot run `helm version --short`: {err}; "
-                            "check the path or run `invoke install-tools`") from err
-    return parse_version(path, out.stdout)
+def probe(path: Path, *, env: Mapping[str, str]) -> HelmInfo:
+    """What `helm version --short` says, once per binary (thread-safe): the one probe."""
+    with _probe_lock:
+        if str(path) not in _probed:
+            outcome = proc.run([str(path), "version", "--short"], env=env,
+                               timeout=PROBE_TIMEOUT)
+            if not outcome:
+                raise HubtasksError(f"{path}: `helm version --short` {outcome.describe()}; "
+                                    "check the path or run `hubtasks install-tools`")
+            _probed[str(path)] = parse_version(path, outcome.output)
+        return _probed[str(path)]
 
 
 def parse_version(path: Path, text: str) -> HelmInfo:
@@ -142,17 +155,6 @@ def parse_version(path: Path, text: str) -> HelmInfo:
     if major not in SUPPORTED_MAJORS:
         raise HubtasksError(f"{path} is helm {major}; hubtasks supports helm 3 and helm 4")
     return HelmInfo(path=path, major=major, version=match.group(0).strip())
-
-
-def helm_timeout(timeout: str | float) -> str:
-    """A timeout as helm's Go duration: seconds become `600s`, `10m` stays `10m`."""
-    if isinstance(timeout, int | float) and not isinstance(timeout, bool):
-        if timeout <= 0:
-            raise HubtasksError(f"timeout must be positive, not {timeout}")
-        return f"{int(timeout)}s" if float(timeout).is_integer() else f"{timeout}s"
-    if isinstance(timeout, str) and GO_DURATION_RE.match(timeout):
-        return timeout
-    raise HubtasksError(f"invalid helm timeout {timeout!r}: use e.g. 10m, 90s, 1h30m or seconds")
 
 
 # ---------------------------------------------------------------------------- descriptions
@@ -177,12 +179,12 @@ def parse_description(text: str) -> ReleaseDescription | None:
 # ---------------------------------------------------------------------------- argv builders
 
 
-def _cluster_args(spec: ReleaseSpec) -> list[str]:
-    if spec.kubeconfig is None:
-        raise HubtasksError(f"release {spec.release!r}: no kubeconfig; every helm call against a "
-                            "cluster must name its kubeconfig (see README, 'Cluster credentials')")
-    context = ["--kube-context", spec.kube_context] if spec.kube_context else []
-    return ["--kubeconfig", str(spec.kubeconfig), *context]
+def cluster_args(kubeconfig: Path | None, context: str | None, what: str) -> list[str]:
+    """`--kubeconfig FILE [--kube-context CTX]`: every call against a cluster names both."""
+    if kubeconfig is None:
+        raise HubtasksError(f"{what}: no kubeconfig; every helm call against a cluster must "
+                            "name its kubeconfig (see README, 'Cluster credentials')")
+    return ["--kubeconfig", str(kubeconfig), *(["--kube-context", context] if context else [])]
 
 
 def _values_args(spec: ReleaseSpec) -> list[str]:
@@ -208,16 +210,16 @@ def upgrade_argv(helm: HelmInfo, spec: ReleaseSpec, opts: HelmOptions, *,
     """`helm upgrade --install` of one release, with its cluster named explicitly."""
     return [
         str(helm.path), "upgrade", "--install", spec.release, str(spec.chart_dir),
-        "--namespace", spec.namespace, "--create-namespace", *_cluster_args(spec),
+        "--namespace", spec.namespace, "--create-namespace",
+        *cluster_args(spec.kubeconfig, spec.kube_context, f"release {spec.release!r}"),
         *_values_args(spec), *_version_flags(helm, opts),
-        "--timeout", helm_timeout(opts.timeout), "--history-max", str(opts.history_max),
+        "--timeout", go_duration(opts.timeout), "--history-max", str(opts.history_max),
         "--description", description, *opts.extra_args,
     ]
 
 
-def template_argv(helm: HelmInfo, spec: ReleaseSpec, opts: HelmOptions | None = None) -> list[str]:
+def template_argv(helm: HelmInfo, spec: ReleaseSpec) -> list[str]:
     """`helm template` with the release's chart and values; never contacts a cluster."""
-    # opts is accepted for symmetry with upgrade_argv; its flags are upgrade-only.
     return [str(helm.path), "template", spec.release, str(spec.chart_dir),
             "--namespace", spec.namespace, *_values_args(spec)]
 
@@ -235,84 +237,82 @@ def dependency_build_argv(helm: HelmInfo, chart_dir: Path, *,
             *(["--skip-refresh"] if skip_refresh else [])]
 
 
-# ---------------------------------------------------------------------------- local charts
+# ---------------------------------------------------------------------------- running helm
 
 
-def read_chart(chart_dir: Path) -> dict[str, Any]:
-    """A chart folder's Chart.yaml as a mapping."""
-    path = chart_dir / CHART_FILE
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise HubtasksError(f"{path}: cannot read the chart: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise HubtasksError(f"{path}: invalid YAML: {err}") from err
-    if not isinstance(doc, dict):
-        raise HubtasksError(f"{path}: Chart.yaml must be a mapping")
-    return doc
+def helm_env(base_env: Mapping[str, str], *,
+             extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A subprocess env: `base_env` without ambient cluster selectors, plus `extra`."""
+    env = {k: v for k, v in base_env.items() if not AMBIENT_CLUSTER_VARS.match(k)}
+    env.update(extra or {})
+    return env
 
 
-def chart_dependencies(chart_dir: Path) -> list[dict[str, Any]]:
-    """The `dependencies` entries of a chart's Chart.yaml."""
-    deps = read_chart(chart_dir).get("dependencies") or []
-    if not isinstance(deps, list) or not all(isinstance(d, dict) for d in deps):
-        raise HubtasksError(f"{chart_dir / CHART_FILE}: `dependencies` must be a list of mappings")
-    return deps
+def is_transient(lines: Iterable[str]) -> bool:
+    """True when helm's error says a retry may succeed (see TRANSIENT_PATTERNS)."""
+    return any(TRANSIENT_RE.search(line) for line in lines)
 
 
-def local_dependencies(chart_dir: Path) -> list[Path]:
-    """Folders of a chart's `file://` dependencies; each must hold a Chart.yaml."""
-    out = []
-    for dep in chart_dependencies(chart_dir):
-        repo = dep.get("repository")
-        if isinstance(repo, str) and repo.startswith(FILE_SCHEME):
-            target = (chart_dir / repo[len(FILE_SCHEME):]).resolve()
-            if not (target / CHART_FILE).is_file():
-                raise HubtasksError(
-                    f"{chart_dir / CHART_FILE}: dependency {dep.get('name')!r} points at "
-                    f"{repo}, but {target / CHART_FILE} does not exist; fix the path")
-            out.append(target)
-    return out
+def error_excerpt(lines: Sequence[str]) -> str:
+    """The last lines that say what went wrong (else the last lines), capped in size."""
+    errors = [line for line in lines if ERROR_LINE_RE.search(line)]
+    chosen = (errors or [line for line in lines if line.strip()])[-EXCERPT_LINES:]
+    return "\n".join(line.rstrip()[:LINE_CHARS] for line in chosen)[-EXCERPT_CHARS:]
 
 
-def chart_build_order(chart_dirs: Iterable[Path]) -> list[Path]:
-    """Local charts and their `file://` dependencies, dependencies first, each folder once."""
-    order: list[Path] = []
-    for chart_dir in chart_dirs:
-        _visit(Path(chart_dir).resolve(), order, [])
-    return order
+def failure_text(outcome: proc.Outcome) -> str:
+    """What went wrong: the error excerpt, and how the process ended when that says more."""
+    excerpt = error_excerpt(outcome.lines)
+    how = outcome.describe()
+    if outcome.exit_code not in (None, 0) and excerpt:
+        return excerpt
+    return f"helm {how}" + (f"; {excerpt}" if excerpt else "")
 
 
-def _visit(chart_dir: Path, order: list[Path], stack: list[Path]) -> None:
-    """Depth-first post-order walk; `stack` is the current path, to report cycles."""
-    if chart_dir in order:
-        return
-    if chart_dir in stack:
-        cycle = " -> ".join(p.name for p in [*stack[stack.index(chart_dir):], chart_dir])
-        raise HubtasksError(f"chart dependency cycle: {cycle}; remove one file:// dependency")
-    stack.append(chart_dir)
-    for dep in local_dependencies(chart_dir):
-        _visit(dep, order, stack)
-    stack.pop()
-    order.append(chart_dir)
+def _retryable(outcome: proc.Outcome) -> bool:
+    failed = outcome.exit_code not in (0, None)
+    return failed and not (outcome.timed_out or outcome.cancelled) and \
+        is_transient(error_excerpt(outcome.lines).splitlines())
 
 
-def build_dependencies(helm: HelmInfo, chart_dirs: Sequence[Path], *, env: Mapping[str, str],
-                       timeout: float = DEPENDENCY_BUILD_TIMEOUT) -> None:
-    """`helm dependency build` each chart that has dependencies, in order, one at a time.
+def _pause(delay: float, cancel: threading.Event, sleep: Sleep | None) -> bool:
+    """Sleep before a retry; True when cancelled meanwhile (the default sleep wakes at once)."""
+    if sleep is None:
+        return cancel.wait(delay)
+    sleep(delay)
+    return cancel.is_set()
 
-    Run this before any parallel deploy: helm rewrites `charts/` in place, so two builds of
-    one folder at once would corrupt it.
+
+def run_helm(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
+             log: JobLog | None = None, cancel: threading.Event | None = None,
+             retries: int = 2, backoff: float = 2.0, sleep: Sleep | None = None,
+             redactor: Redactor = NO_SECRETS, grace: float = proc.TERM_GRACE) -> HelmRun:
+    """Run helm, retrying transient failures with exponential backoff.
+
+    `timeout` bounds each attempt; the env passes through `helm_env`. Each attempt's
+    command, output and ending go to `log`, all redacted.
     """
-    for chart_dir in chart_build_order(chart_dirs):
-        deps = chart_dependencies(chart_dir)
-        if not deps:
-            continue
-        all_local = all(str(d.get("repository", "")).startswith(FILE_SCHEME) for d in deps)
-        argv = dependency_build_argv(helm, chart_dir, skip_refresh=all_local)
-        run = run_helm(argv, env=env, timeout=timeout, log_path=None, cancel=None)
-        if not run:
-            raise HubtasksError(
-                f"chart {chart_dir}: `helm dependency build` failed (exit {run.exit_code}):\n"
-                f"{run.error or run.output}\nIf Chart.lock is out of date, run "
-                f"`helm dependency update {chart_dir}` and commit Chart.lock.")
+    cancel = threading.Event() if cancel is None else cancel
+    log = log or JobLog(None)
+    env = helm_env(env)
+    if cancel.is_set():
+        return HelmRun(outcome=proc.Outcome(argv=tuple(redactor.argv(argv)), cancelled=True),
+                       attempts=0, error="cancelled before it started")
+    count = 0
+    while True:
+        count += 1
+        log.note(f"attempt {count}: $ {shlex.join(redactor.argv(argv))}")
+        clock = time.monotonic()
+        outcome = proc.run(argv, env=env, timeout=timeout, cancel=cancel, redact=redactor,
+                           on_output=log.write, grace=grace)
+        log.note(f"{outcome.describe()} after {time.monotonic() - clock:.1f}s")
+        if outcome or outcome.cancelled or count > retries or not _retryable(outcome):
+            break
+        delay = backoff * 2 ** (count - 1)
+        log.note(f"transient error; retrying in {delay:g}s")
+        if _pause(delay, cancel, sleep):
+            log.note("cancelled; no further attempt")
+            outcome = replace(outcome, cancelled=True)
+            break
+    run = HelmRun(outcome=outcome, attempts=count)
+    return run if run else replace(run, error=failure_text(outcome))

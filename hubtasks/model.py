@@ -10,15 +10,16 @@ from __future__ import annotations
 import enum
 import functools
 import gc
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, Protocol, TypeVar
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 SUPPORT_RELEASE = "support"
+INTERRUPTED = "interrupted"  # the reason of every job a Ctrl-C stopped or kept from starting
 
 
 class HubtasksError(Exception):
@@ -63,6 +64,32 @@ class Stage(enum.StrEnum):
 
 
 _STAGE_RANK = {stage: index for index, stage in enumerate(Stage)}
+CANARY_STAGES = frozenset({Stage.SUPPORT, Stage.STAGING})
+
+
+def plan_order(stage: Stage, cluster: str, hub: str | None) -> tuple[int, str, str]:
+    """The one order of jobs and results everywhere: stage (support, staging, prod), cluster,
+    hub (support first)."""
+    return (_STAGE_RANK[stage], cluster, hub or "")
+
+
+class Ordered(Protocol):
+    """A job or a result: anything with a stage, a cluster and a hub."""
+
+    @property
+    def stage(self) -> Stage: ...
+    @property
+    def cluster(self) -> str: ...
+    @property
+    def hub(self) -> str | None: ...
+
+
+OrderedT = TypeVar("OrderedT", bound=Ordered)
+
+
+def plan_ordered(items: Iterable[OrderedT]) -> list[OrderedT]:
+    """Jobs or results sorted in plan order (`plan_order`)."""
+    return sorted(items, key=lambda item: plan_order(item.stage, item.cluster, item.hub))
 
 
 class Status(enum.StrEnum):
@@ -113,7 +140,7 @@ class Job:
         return f"{self.stage.value}:{self.key}"
 
     def sort_key(self) -> tuple[int, str, str]:
-        return (self.stage.rank, self.cluster, self.hub or "")
+        return plan_order(self.stage, self.cluster, self.hub)
 
 
 @dataclass(frozen=True, kw_only=True)

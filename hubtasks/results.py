@@ -20,26 +20,28 @@ any grouping, merge to the same records.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import json
-import os
-import re
-import tempfile
-import threading
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import portalocker
-
-from .model import HubtasksError, JobKey, JobResult, Stage, Status, utc_now
+from hubtasks.files import FileLock, remove_temp_files, write_atomic
+from hubtasks.model import (
+    HubtasksError,
+    Job,
+    JobKey,
+    JobResult,
+    Stage,
+    Status,
+    plan_ordered,
+    utc_now,
+)
 
 RESULTS_KIND = "hubtasks-results"
 RESULTS_VERSION = 1
-CANARY_STAGES = frozenset({Stage.SUPPORT, Stage.STAGING})
 MOVE_AWAY = "move the file away or choose another --results path"
 
 ResultKey = tuple[Stage, JobKey]
@@ -55,15 +57,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
 _TIMES = ("started_at", "ended_at")
 _STAGES = {s.value: s for s in Stage}
 _STATUSES = {s.value: s for s in Status}
-_STAGE_RANK = {s: s.rank for s in Stage}
 _TIE_RANK = {Status.SUCCEEDED: 0, Status.SKIPPED: 1, Status.CANCELLED: 2, Status.FAILED: 3}
 _NEVER = datetime.min.replace(tzinfo=UTC)
-_TEMP_SUFFIX = ".hubtasks-tmp"
-
-# portalocker's locks may be per process, so threads of one process also take a lock of
-# their own; one per file, shared by every ResultsStore of that file.
-_thread_locks: dict[Path, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
 # The last text of each store's file and its records: every write re-reads the file, and
 # parsing thousands of records per finished job would make recording quadratic in CPU.
 _parsed: dict[Path, tuple[str, list[JobResult]]] = {}
@@ -74,11 +69,6 @@ _parsed: dict[Path, tuple[str, list[JobResult]]] = {}
 def result_key(result: JobResult) -> ResultKey:
     """The identity a results file keeps one record for: (stage, cluster/hub)."""
     return (result.stage, result.key)
-
-
-def record_order(result: JobResult) -> tuple[int, str, str, bool]:
-    """Plan order: stage (support, staging, prod), then cluster, then hub."""
-    return (_STAGE_RANK[result.stage], result.cluster, result.hub or "", result.hub is not None)
 
 
 def result_to_dict(result: JobResult) -> dict[str, Any]:
@@ -169,20 +159,14 @@ def latest_by_key(results: Iterable[JobResult]) -> dict[ResultKey, JobResult]:
 
 def merge_results(results: Iterable[JobResult]) -> list[JobResult]:
     """One record per key, by the merge rule, in plan order."""
-    return sorted(latest_by_key(results).values(), key=record_order)
-
-
-def failed_clusters(results: Iterable[JobResult],
-                    stages: Collection[Stage] = CANARY_STAGES) -> set[str]:
-    """Exact names of clusters with a latest record in `stages` that did not succeed."""
-    return {r.cluster for r in latest_by_key(results).values() if r.stage in stages and not r}
+    return plan_ordered(latest_by_key(results).values())
 
 
 # ---- files ----------------------------------------------------------------------------------
 
 def dump_results(results: Iterable[JobResult]) -> str:
     """The text of a results file: one record per line, in plan order."""
-    body = ",\n".join(map(_line, sorted(results, key=record_order)))
+    body = ",\n".join(map(_line, plan_ordered(results)))
     return f'{{"kind": "{RESULTS_KIND}", "version": {RESULTS_VERSION}, "records": [\n{body}\n]}}\n'
 
 
@@ -287,71 +271,29 @@ class ResultsStore:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self._locked():
+            with FileLock(self.lock_path):
                 merged = merge_results([*self.load(), *new])
                 text = dump_results(merged)
-                _remove_leftovers(self.path)
-                _write_atomic(self.path, text)
+                remove_temp_files(self.path.parent, self.path.name)
+                write_atomic(self.path, text, durable=True)
                 _parsed[self.path] = (text, merged)
         except OSError as err:
             raise HubtasksError(f"cannot write results file {self.path} ({err}): "
                                 "choose another --results path") from err
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        with _thread_lock(self.path), open(self.lock_path, "a") as handle:
-            portalocker.lock(handle, portalocker.LockFlags.EXCLUSIVE)  # blocks; freed on exit
-            try:
-                yield
-            finally:
-                portalocker.unlock(handle)
-
-
-def _thread_lock(path: Path) -> threading.Lock:
-    with _thread_locks_guard:
-        return _thread_locks.setdefault(path.resolve(), threading.Lock())
 
 
 def _stamped(result: JobResult) -> JobResult:
     """A record with no time gets the recording time as `ended_at`, so it can win a merge."""
     if result.started_at or result.ended_at:
         return result
-    now = utc_now()
-    return dataclasses.replace(result, ended_at=now)
+    return dataclasses.replace(result, ended_at=utc_now())
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Write a temp file beside `path`, fsync it, rename it onto `path`, fsync the folder."""
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=_TEMP_SUFFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o644)  # mkstemp makes 0600; results hold no secrets, others may read
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename durable; Windows cannot open a folder, and needs no such step."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _remove_leftovers(path: Path) -> None:
-    """Delete temp files of crashed writes; called under the lock, so none is in use."""
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]+{re.escape(_TEMP_SUFFIX)}")
-    for entry in path.parent.iterdir():
-        if pattern.fullmatch(entry.name):
-            with contextlib.suppress(OSError):
-                entry.unlink()
+def plan_results(results: Iterable[JobResult],
+                 plan_jobs: Iterable[Job]) -> tuple[list[JobResult], list[Job]]:
+    """The records of `plan_jobs` (by stage and release), and the planned jobs with none."""
+    by_key = latest_by_key(results)
+    jobs = list(plan_jobs)
+    found = [by_key[(j.stage, j.key)] for j in jobs if (j.stage, j.key) in by_key]
+    missing = [j for j in jobs if (j.stage, j.key) not in by_key]
+    return plan_ordered(found), missing

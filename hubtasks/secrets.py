@@ -1,30 +1,42 @@
-"""sops-encrypted values files: recognise them and decrypt them into a private temp folder.
+"""Secrets: sops-encrypted files, decrypting them privately, and redacting their values.
 
 Decrypted files live only as long as one `with decrypted_values(...)` block, in a folder only
-the current user can read (0700, files 0600 from the moment they exist).
+the current user can read (0700, files 0600 from the moment they exist). `Redactor` hides
+every decrypted value, in every form a program may echo it, from everything hubtasks writes.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
-import os
+import re
 import shutil
-import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from .model import HubtasksError
+from hubtasks import proc
+from hubtasks.files import write_private
+from hubtasks.model import HubtasksError
 
 SECRET_MARK = "secret"
 SOPS_TIMEOUT = 120.0
 MESSAGE_LINES = 20
+REDACTED = "***"
+MIN_SECRET_LEN = 4  # shorter "secrets" (true, 80, ...) would blank out ordinary text
+PRIVATE_PREFIX = "hubtasks-values-"
+# Flags whose value is secret whatever it is.
+SECRET_FLAGS = frozenset({"--kube-token", "--password", "--set", "--set-string", "--set-json",
+                          "--set-literal", "--set-file"})
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+# ---------------------------------------------------------------------------- recognising
 
 
 def is_secret_path(path: Path | str) -> bool:
@@ -53,52 +65,52 @@ def is_sops_encrypted(path: Path) -> bool:
     return isinstance(meta, dict) and "mac" in meta and "version" in meta
 
 
-def _check_encrypted(path: Path) -> None:
-    """Refuse a secret file that is missing or still in plain text."""
+def unencrypted_secret_problem(path: Path, rel: str) -> str | None:
+    """Why a secret-named file can't be used (missing or plain text), or None."""
     if not path.is_file():
-        raise HubtasksError(f"{path}: secret values file not found")
+        return f"{rel}: secret values file not found"
     if not is_sops_encrypted(path):
-        raise HubtasksError(
-            f"{path}: the name says it holds secrets but it is not sops-encrypted; "
-            f"encrypt it with `sops --encrypt --in-place {path}` before committing it")
+        return (f"{rel}: the name says it holds secrets but it is not sops-encrypted; encrypt "
+                f"it with `sops --encrypt --in-place {rel}` before committing it")
+    return None
 
 
-def _tail(text: str) -> str:
-    lines = [line for line in text.strip().splitlines() if line.strip()]
-    return "\n".join(lines[-MESSAGE_LINES:])
-
-
-def _decrypt(path: Path, sops: Path, env: Mapping[str, str]) -> bytes:
-    """The plaintext of a sops file; errors carry sops' stderr, never its stdout."""
-    argv = [str(sops), "--decrypt", str(path)]
-    try:
-        done = subprocess.run(argv, capture_output=True, env=dict(env), timeout=SOPS_TIMEOUT,
-                              stdin=subprocess.DEVNULL, check=False)
-    except FileNotFoundError as err:
-        raise HubtasksError(f"{path}: sops not found at {sops}; run `invoke install-tools` "
-                            "or put sops on PATH") from err
-    except (OSError, subprocess.TimeoutExpired) as err:
-        raise HubtasksError(f"{path}: running sops failed: {err}") from err
-    if done.returncode != 0:
-        message = _tail(done.stderr.decode("utf-8", "replace"))
-        raise HubtasksError(f"{path}: `sops --decrypt` failed (exit {done.returncode}); check "
-                            f"that your key can decrypt it (e.g. SOPS_AGE_KEY_FILE):\n{message}")
-    return done.stdout
-
-
-def _write_private(target: Path, data: bytes) -> None:
-    """Create `target` as 0600 (never readable by others, even briefly) and write `data`."""
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
-def _needs_decrypting(path: Path) -> bool:
-    """Secret-named files must be encrypted; other encrypted files are decrypted too."""
+def needs_decrypting(path: Path) -> bool:
+    """Secret-named files must be encrypted (else an error); other encrypted files are too."""
     if is_secret_path(path):
-        _check_encrypted(path)
+        problem = unencrypted_secret_problem(path, str(path))
+        if problem:
+            raise HubtasksError(problem)
         return True
     return is_sops_encrypted(path)
+
+
+# ---------------------------------------------------------------------------- decrypting
+
+
+def decrypt(path: Path, *, sops: Path, env: Mapping[str, str]) -> bytes:
+    """The plaintext of a sops file; errors carry sops' stderr, never its stdout."""
+    outcome = proc.run([str(sops), "--decrypt", str(path)], env=env, timeout=SOPS_TIMEOUT,
+                       keep_stdout=True)
+    if outcome:
+        return outcome.stdout
+    if outcome.start_error:
+        raise HubtasksError(f"{path}: cannot run sops ({outcome.start_error}); run "
+                            "`hubtasks install-tools` or put sops on PATH")
+    message = "\n".join(outcome.lines[-MESSAGE_LINES:])
+    raise HubtasksError(f"{path}: `sops --decrypt` failed ({outcome.describe()}); check that "
+                        f"your key can decrypt it (e.g. SOPS_AGE_KEY_FILE):\n{message}")
+
+
+@contextlib.contextmanager
+def private_folder() -> Iterator[Path]:
+    """A fresh folder only this user can read, removed on exit whatever ends the block."""
+    folder = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
+    try:
+        folder.chmod(0o700)  # mkdtemp already does; state it rather than rely on it
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -110,22 +122,107 @@ def decrypted_values(files: Sequence[Path], *, sops: Path,
     removed on exit, whatever ends the block (error, KeyboardInterrupt).
     """
     paths = [Path(f) for f in files]
-    chosen = [_needs_decrypting(p) for p in paths]
+    chosen = [needs_decrypting(p) for p in paths]
     if not any(chosen):
         yield tuple(paths)
         return
-    private = Path(tempfile.mkdtemp(prefix="hubtasks-values-"))
-    try:
-        os.chmod(private, 0o700)  # mkdtemp already does; state it rather than rely on it
-        yield tuple(_decrypt_into(private, i, p, sops, env) if secret else p
-                    for i, (p, secret) in enumerate(zip(paths, chosen, strict=True)))
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    with private_folder() as folder:
+        out = []
+        for index, (path, secret) in enumerate(zip(paths, chosen, strict=True)):
+            # The index keeps two files of the same name (from different folders) apart.
+            target = folder / f"{index:02d}-{path.name}"
+            if secret:
+                write_private(target, decrypt(path, sops=sops, env=env))
+            out.append(target if secret else path)
+        yield tuple(out)
 
 
-def _decrypt_into(private: Path, index: int, path: Path, sops: Path,
-                  env: Mapping[str, str]) -> Path:
-    # The index keeps two files of the same name (from different folders) apart.
-    target = private / f"{index:02d}-{path.name}"
-    _write_private(target, _decrypt(path, sops, env))
-    return target
+# ---------------------------------------------------------------------------- redacting
+
+
+def scalar_strings(doc: Any) -> set[str]:
+    """Every scalar of a parsed document (lists and mappings walked), as text."""
+    found: set[str] = set()
+    pending = [doc]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+        elif node is not None and not isinstance(node, bool):
+            found.add(str(node))
+    return found
+
+
+def file_secrets(paths: Iterable[Path]) -> set[str]:
+    """Every scalar value of decrypted YAML/JSON files."""
+    found: set[str] = set()
+    for path in paths:
+        try:
+            found |= scalar_strings(yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            continue
+    return found
+
+
+def _base64_forms(raw: bytes) -> set[str]:
+    """Base64 text that encodes `raw` wherever it sits in a larger blob (3 alignments)."""
+    forms: set[str] = set()
+    for shift in range(3):
+        encoded = base64.b64encode(b"\0" * shift + raw)
+        # Drop the characters that mix in the unknown neighbours on either side.
+        start = -(-shift * 4 // 3) + (1 if shift else 0)
+        end = len(encoded) - (0 if (shift + len(raw)) % 3 == 0 else 4)
+        core = encoded[start:end].decode()
+        for text in (core, core.replace("+", "-").replace("/", "_")):
+            if len(text) >= MIN_SECRET_LEN * 2:
+                forms.add(text)
+    return forms
+
+
+def secret_forms(value: str) -> set[str]:
+    """`value` as it may appear in output: raw, per line, escaped, quoted and base64."""
+    parts = {value, *(line.strip() for line in value.splitlines())}
+    forms: set[str] = set()
+    for part in parts:
+        forms |= {part, json.dumps(part)[1:-1], json.dumps(part, ensure_ascii=False)[1:-1],
+                  part.replace("'", "''"), repr(part)[1:-1]}
+    raw = value.encode("utf-8")
+    forms |= {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
+    forms |= _base64_forms(raw)
+    return {f for f in forms if len(f) >= MIN_SECRET_LEN}
+
+
+class Redactor:
+    """Replaces every form of every known secret with `***`; callable on text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = frozenset(s for s in secrets if len(s.strip()) >= MIN_SECRET_LEN)
+        forms = {f for s in self.secrets for f in secret_forms(s)}
+        ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial leftovers
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub(REDACTED, text) if self._pattern is not None else text
+
+    def __bool__(self) -> bool:
+        return bool(self.secrets)
+
+    def merged(self, other: Redactor) -> Redactor:
+        return Redactor(self.secrets | other.secrets)
+
+    def argv(self, argv: Sequence[str]) -> list[str]:
+        """argv for echoing: values of secret-carrying flags and every known secret hidden."""
+        out: list[str] = []
+        for arg in argv:
+            flag, eq, _ = arg.partition("=")
+            if out and out[-1] in SECRET_FLAGS:
+                arg = REDACTED
+            elif eq and flag in SECRET_FLAGS:
+                arg = f"{flag}={REDACTED}"
+            out.append(self(arg))
+        return out
+
+
+NO_SECRETS = Redactor()

@@ -12,7 +12,7 @@ import pytest
 from gitrepo import GIT_ENV, GitRepo
 from test_plan import base_files
 
-from hubtasks.planfile import load_plan
+from hubtasks.planning.planfile import load_plan
 
 HUBTASKS = [sys.executable, "-c", "from hubtasks.cli import main; main()"]
 C = "config/clusters"

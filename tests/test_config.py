@@ -11,10 +11,11 @@ import yaml
 from gitrepo import GitRepo
 from test_plan import base_files
 
-from hubtasks.config import ConfigError, load_config, load_settings
-from hubtasks.planning import PlanOptions, plan_repo
+from hubtasks.config.load import load_config, load_settings
+from hubtasks.config.yamlfiles import ConfigError
+from hubtasks.options import PlanOptions
+from hubtasks.planning.repo import plan_repo
 
-FIXTURE = Path(__file__).resolve().parents[2] / "shared/fixtures/2i2c-infrastructure"
 C = "config/clusters"
 
 
@@ -135,11 +136,9 @@ def test_settings(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def twoi2c(tmp_path_factory: pytest.TempPathFactory) -> GitRepo:
-    if not FIXTURE.is_dir():
-        pytest.fail(f"the 2i2c fixture is missing: {FIXTURE}")
+def twoi2c(tmp_path_factory: pytest.TempPathFactory, fixture_2i2c: Path) -> GitRepo:
     root = tmp_path_factory.mktemp("2i2c") / "repo"
-    shutil.copytree(FIXTURE, root)
+    shutil.copytree(fixture_2i2c, root)
     for path in [root, *root.rglob("*")]:
         path.chmod(path.stat().st_mode | 0o200)
     repo = GitRepo.__new__(GitRepo)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.tools import ensure_helm
+from hubtasks.dev.install import install_helm
 
 pytestmark = pytest.mark.cluster
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,7 +19,8 @@ HUBTASKS = [sys.executable, "-c", "from hubtasks.cli import main; main()"]
 
 def hubtasks(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*HUBTASKS, *args], cwd=ROOT, capture_output=True, text=True,
-                          check=False, env={**os.environ, "HUBTASKS_HELM": str(ensure_helm(3))})
+                          check=False, env={**os.environ, "HUBTASKS_HELM": str(install_helm(3,
+                                                                               os.environ))})
 
 
 def alive(pid: int) -> bool:
@@ -35,7 +36,7 @@ def test_demo_keep_then_stop(tmp_path: Path) -> None:
         assert "demo OK: edu-cloud's canary failed, so its prod hubs were skipped" in proc.stdout
         assert "kubectl get pods -A" in proc.stdout
         kubeconfig = work / "repo/.hubtasks/kubeconfigs/geo-cloud.yaml"
-        listed = subprocess.run([str(ensure_helm(3)), "list", "-A", "-o", "json",
+        listed = subprocess.run([str(install_helm(3, os.environ)), "list", "-A", "-o", "json",
                                  "--kubeconfig", str(kubeconfig)], capture_output=True,
                                 text=True, check=True)
         assert {r["name"] for r in json.loads(listed.stdout)} >= {"support", "staging"}

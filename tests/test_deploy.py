@@ -1,7 +1,8 @@
-"""The deploy runner: timeouts, digests, credentials, chart preparation, secret redaction."""
+"""The deploy runner: digests, credentials, chart preparation, secret redaction."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import threading
 from pathlib import Path
@@ -9,20 +10,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubtasks.config import load_config
-from hubtasks.demo import DEMO_KEY, copy_example
-from hubtasks.deploy import (
-    Credentials,
-    DeployOptions,
-    HelmRunner,
-    parse_timeout,
-    prepare_charts,
-    release_digest,
-)
-from hubtasks.helm import detect_helm
+from hubtasks.config.load import load_config
+from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.credentials import Credentials
+from hubtasks.deploying.runner import HelmRunner
+from hubtasks.deploying.values import release_digest
+from hubtasks.dev.demo import DEMO_KEY, copy_example
+from hubtasks.helm import probe
 from hubtasks.model import HubtasksError, Job, Stage, Status
-from hubtasks.plan import PlanRequest, build_plan
-from hubtasks.tools import sops_path
+from hubtasks.options import DeployOptions
+from hubtasks.planning.planner import PlanRequest, build_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 ECHO_HELM = """#!/bin/sh
@@ -34,17 +31,6 @@ while [ $# -gt 0 ]; do
   shift
 done
 """
-
-
-@pytest.mark.parametrize(("text", "seconds"), [("10m", 600), ("90s", 90), ("1h30m", 5400),
-                                                 ("45", 45), (12, 12)])
-def test_parse_timeout(text: str | int, seconds: float) -> None:
-    assert parse_timeout(text) == seconds
-
-
-def test_bad_timeout() -> None:
-    with pytest.raises(HubtasksError, match="invalid timeout 'soon'"):
-        parse_timeout("soon")
 
 
 @pytest.fixture()
@@ -71,7 +57,7 @@ def test_digest_follows_inputs(example: Path) -> None:
 
 def test_missing_kubeconfig_names_the_cluster(example: Path) -> None:
     config = load_config(example)
-    creds = Credentials(config, DeployOptions(kubeconfig_dir=example / "nowhere"), None)
+    creds = Credentials(config, kubeconfig_dir=example / "nowhere", sops=None, env={})
     with pytest.raises(HubtasksError, match=r"cluster 'geo-cloud' .*no kubeconfig at"):
         creds.for_cluster(config.cluster("geo-cloud"))
 
@@ -79,9 +65,9 @@ def test_missing_kubeconfig_names_the_cluster(example: Path) -> None:
 def test_override_gets_a_private_chart_copy(example: Path, helm: Path) -> None:
     config = load_config(example)
     job = _job(example, "bio-cloud", "neuro")
-    info = detect_helm(helm)
-    options = DeployOptions(work_dir=example / ".hubtasks/work")
-    charts = prepare_charts(config, [job], info, options)
+    info = probe(helm, env=os.environ)
+    charts = prepare_charts(config, [job], info, work_dir=example / ".hubtasks/work",
+                            env=os.environ)
     chart = charts[job.key]
     assert chart.is_relative_to(example / ".hubtasks/work")
     override_file = config.cluster("bio-cloud").hub("neuro").chart_override
@@ -97,29 +83,37 @@ def test_override_gets_a_private_chart_copy(example: Path, helm: Path) -> None:
 def test_daskhub_dependencies_are_built_once(example: Path, helm: Path) -> None:
     config = load_config(example)
     jobs = [_job(example, "geo-cloud", h) for h in ("glacier", "ocean-lab")]
-    prepare_charts(config, jobs, detect_helm(helm), DeployOptions())
+    prepare_charts(config, jobs, probe(helm, env=os.environ), work_dir=example / "work",
+                   env=os.environ)
     built = list((example / "helm-charts/daskhub/charts").glob("basehub-*.tgz"))
     assert len(built) == 1
 
 
-def test_decrypted_secrets_never_reach_the_log(example: Path, tmp_path: Path) -> None:
+def test_digest_is_the_same_in_every_checkout(example: Path, tmp_path: Path) -> None:
+    other = copy_example(ROOT, tmp_path / "elsewhere" / "clone")
+    job = _job(example, "geo-cloud", "glacier")
+    assert release_digest(load_config(example), job) == release_digest(load_config(other), job)
+
+
+def test_decrypted_secrets_never_reach_the_log(example: Path, tmp_path: Path,
+                                               sops: Path) -> None:
     fake = tmp_path / "helm"
     fake.write_text(ECHO_HELM)
     fake.chmod(0o755)
     config = load_config(example)
     job = _job(example, "geo-cloud", "glacier")  # has enc-glacier.secret.values.yaml
     env = {"PATH": "/usr/bin:/bin", "SOPS_AGE_KEY_FILE": str(example / DEMO_KEY)}
-    sops = sops_path()
     plain = subprocess.run([str(sops), "--decrypt", str(example / config.cluster("geo-cloud")
                                                        .hub("glacier").values_files[-1])],
                            env=env, capture_output=True, text=True, check=True).stdout
     secret = str(yaml.safe_load(plain)["basehub"]["jupyterhub"]["hub"]["apiToken"])
     options = DeployOptions(dry_run=True, log_dir=tmp_path / "logs", env=env,
                             work_dir=tmp_path / "work")
-    info = detect_helm(fake)
+    info = probe(fake, env=env)
+    credentials = Credentials(config, kubeconfig_dir=None, sops=sops, env=env)
     runner = HelmRunner(config, head="abc", helm=info, options=options,
                         charts={job.key: example / "helm-charts/daskhub"},
-                        credentials=Credentials(config, options, sops), sops=sops)
+                        credentials=credentials, sops=sops)
     result = runner(job, threading.Event())
     assert result.status is Status.SUCCEEDED and result.stage is Stage.PROD
     log = Path(result.log or "").read_text()

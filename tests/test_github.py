@@ -13,7 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from hubtasks.github import (
+from hubtasks.model import HubtasksError, Job, Plan, Stage
+from hubtasks.output.prcomment import (
     PLAN_MARKER,
     GitHubError,
     comment_target,
@@ -23,7 +24,6 @@ from hubtasks.github import (
     publish_plan_comment,
     upsert_comment,
 )
-from hubtasks.model import HubtasksError, Job, Plan, Stage
 
 REPO = "org/infra"
 TOKEN = "ghs_fake-token"

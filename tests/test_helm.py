@@ -1,4 +1,4 @@
-"""helm.py: argv builders, chart order, real helm 3 and 4, and the runner with a fake helm."""
+"""helm.py: argv builders, the version probe, real helm 3 and 4, and run_helm with a fake helm."""
 
 from __future__ import annotations
 
@@ -12,32 +12,29 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks import helmrun
+from hubtasks.deploying.charts import build_dependencies
 from hubtasks.helm import (
     HelmInfo,
     HelmOptions,
     HelmRun,
     ReleaseDescription,
     ReleaseSpec,
-    build_dependencies,
-    chart_build_order,
     dependency_build_argv,
     describe_release,
-    detect_helm,
+    error_excerpt,
     helm_env,
-    helm_timeout,
     is_transient,
     lint_argv,
     parse_description,
     parse_version,
-    redact,
-    redact_argv,
+    probe,
     run_helm,
     template_argv,
     upgrade_argv,
 )
-from hubtasks.helmrun import error_excerpt
 from hubtasks.model import HubtasksError
+from hubtasks.output.logs import JobLog
+from hubtasks.secrets import Redactor
 
 FAKE_HELM = Path(__file__).parent / "fakes" / "helm"
 H3 = HelmInfo(path=Path("/opt/helm3"), major=3, version="v3.17.3")
@@ -54,13 +51,13 @@ WAIT_TIMEOUT = 60.0  # generous: only reached when something is broken
 
 
 def test_upgrade_argv_full_command_helm3() -> None:
-    opts = HelmOptions(timeout="10m", atomic=True, history_max=5)
+    opts = HelmOptions(timeout=600, atomic=True, history_max=5)
     assert upgrade_argv(H3, SPEC, opts, description=DESCRIPTION) == [
         "/opt/helm3", "upgrade", "--install", "staging", "/repo/helm-charts/basehub",
         "--namespace", "staging-ns", "--create-namespace",
         "--kubeconfig", "/creds/leap.yaml", "--kube-context", "leap-ctx",
         "-f", "/repo/common.values.yaml", "-f", "/tmp/x/01-enc-staging.secret.yaml",
-        "--wait", "--atomic", "--timeout", "10m", "--history-max", "5",
+        "--wait", "--atomic", "--timeout", "600s", "--history-max", "5",
         "--description", DESCRIPTION,
     ]
 
@@ -113,7 +110,7 @@ def test_upgrade_argv_needs_a_kubeconfig() -> None:
 
 def test_template_lint_and_dependency_argv_need_no_cluster() -> None:
     values = ["-f", "/repo/common.values.yaml", "-f", "/tmp/x/01-enc-staging.secret.yaml"]
-    assert template_argv(H4, SPEC, HelmOptions()) == [
+    assert template_argv(H4, SPEC) == [
         "/opt/helm4", "template", "staging", "/repo/helm-charts/basehub",
         "--namespace", "staging-ns", *values]
     assert lint_argv(H3, SPEC, strict=True) == [
@@ -123,17 +120,8 @@ def test_template_lint_and_dependency_argv_need_no_cluster() -> None:
         "/opt/helm3", "dependency", "build", "/c/daskhub", "--skip-refresh"]
 
 
-@pytest.mark.parametrize(("timeout", "expected"), [
-    ("10m", "10m"), ("1h30m", "1h30m"), ("90s", "90s"), (600, "600s"), (600.0, "600s"),
-    (90.5, "90.5s"),
-], ids=["minutes", "hours-minutes", "seconds-text", "int", "float", "fraction"])
-def test_helm_timeout(timeout: str | float, expected: str) -> None:
-    assert helm_timeout(timeout) == expected
-
-
-@pytest.mark.parametrize("timeout", ["10 minutes", "", "m", 0, -5],
-                         ids=["words", "empty", "unit-only", "zero", "negative"])
-def test_invalid_timeout_fails_when_options_are_built(timeout: str | float) -> None:
+@pytest.mark.parametrize("timeout", [0, -5], ids=["zero", "negative"])
+def test_invalid_timeout_fails_when_options_are_built(timeout: float) -> None:
     with pytest.raises(HubtasksError, match="timeout"):
         HelmOptions(timeout=timeout)
 
@@ -172,7 +160,7 @@ def test_parse_version_refuses(text: str) -> None:
         parse_version(Path("h"), text)
 
 
-# ---------------------------------------------------------------------------- chart order
+# ---------------------------------------------------------------------------- charts
 
 
 def make_chart(root: Path, name: str, deps: dict[str, str] | None = None,
@@ -195,48 +183,7 @@ def make_chart(root: Path, name: str, deps: dict[str, str] | None = None,
     return folder
 
 
-def test_chart_build_order_dependencies_first_each_once(tmp_path: Path) -> None:
-    common = make_chart(tmp_path, "common")
-    basehub = make_chart(tmp_path, "basehub", {"common": "../common"})
-    daskhub = make_chart(tmp_path, "daskhub", {"basehub": "../basehub"})
-    order = chart_build_order([daskhub, basehub, daskhub])
-    assert order == [common.resolve(), basehub.resolve(), daskhub.resolve()]
-
-
-def test_chart_build_order_keeps_unrelated_charts_in_given_order(tmp_path: Path) -> None:
-    charts = [make_chart(tmp_path, name) for name in ("support", "basehub")]
-    assert chart_build_order(charts) == [c.resolve() for c in charts]
-
-
-def test_chart_build_order_reports_a_cycle(tmp_path: Path) -> None:
-    make_chart(tmp_path, "a", {"b": "../b"})
-    make_chart(tmp_path, "b", {"a": "../a"})
-    with pytest.raises(HubtasksError, match=r"cycle: a -> b -> a"):
-        chart_build_order([tmp_path / "a"])
-
-
-def test_chart_build_order_reports_a_missing_dependency(tmp_path: Path) -> None:
-    make_chart(tmp_path, "daskhub", {"basehub": "../basehub"})
-    with pytest.raises(HubtasksError, match=r"daskhub/Chart.yaml: dependency 'basehub'"):
-        chart_build_order([tmp_path / "daskhub"])
-
-
-def test_chart_build_order_reports_a_missing_chart(tmp_path: Path) -> None:
-    with pytest.raises(HubtasksError, match=r"nope/Chart\.yaml: cannot read"):
-        chart_build_order([tmp_path / "nope"])
-
-
 # ---------------------------------------------------------------------------- text helpers
-
-
-def test_redact_and_redact_argv() -> None:
-    assert redact("token=s3cr3t-value and s3cr3t", ["s3cr3t-value", "s3cr3t", "ab"]) == \
-        "token=*** and ***"
-    argv = ["helm", "upgrade", "--set", "a=b", "--kube-token=tok", "--password", "pw", "-f",
-            "/v/s3cr3t.yaml"]
-    assert redact_argv(argv, ["s3cr3t"]) == ["helm", "upgrade", "--set", "***",
-                                             "--kube-token=***", "--password", "***", "-f",
-                                             "/v/***.yaml"]
 
 
 @pytest.mark.parametrize(("line", "transient"), [
@@ -280,17 +227,17 @@ def helm_vars(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, **dirs}
 
 
-def test_detect_helm_reports_each_major(helm_bins: dict[int, Path]) -> None:
+def test_probe_reports_each_major(helm_bins: dict[int, Path]) -> None:
     for major, path in helm_bins.items():
-        info = detect_helm(path)
+        info = probe(path, env=os.environ)
         assert (info.path, info.major) == (path, major)
         assert info.version.startswith(f"v{major}.")
-        assert detect_helm(path) is info  # cached
+        assert probe(path, env=os.environ) is info  # cached
 
 
-def test_detect_helm_names_a_broken_binary(tmp_path: Path) -> None:
-    with pytest.raises(HubtasksError, match=r"missing-helm: cannot run"):
-        detect_helm(tmp_path / "missing-helm")
+def test_probe_names_a_broken_binary(tmp_path: Path) -> None:
+    with pytest.raises(HubtasksError, match=r"missing-helm: `helm version --short` could not"):
+        probe(tmp_path / "missing-helm", env=os.environ)
 
 
 def test_template_renders_chart_with_values_in_order(helm: Path, tmp_path: Path,
@@ -301,7 +248,7 @@ def test_template_renders_chart_with_values_in_order(helm: Path, tmp_path: Path,
     second.write_text("greeting: from hub\n")
     spec = ReleaseSpec(release="r1", namespace="ns1", chart_dir=chart,
                        values_files=(first, second))
-    run = run_helm(template_argv(detect_helm(helm), spec, HelmOptions()), env=helm_vars,
+    run = run_helm(template_argv(probe(helm, env=os.environ), spec), env=helm_vars,
                    timeout=WAIT_TIMEOUT, retries=0)
     assert run, run.error
     assert "name: r1-hub" in run.output
@@ -314,8 +261,9 @@ def test_build_dependencies_with_file_dependencies(helm: Path, tmp_path: Path,
     make_chart(tmp_path, "common")
     make_chart(tmp_path, "basehub", {"common": "../common"})
     daskhub = make_chart(tmp_path, "daskhub", {"basehub": "../basehub"})
-    info = detect_helm(helm)
-    build_dependencies(info, [daskhub], env=helm_vars)
+    info = probe(helm, env=os.environ)
+    ordered = [(tmp_path / "basehub", True), (daskhub, True)]
+    build_dependencies(info, ordered, env=helm_vars)
     assert (tmp_path / "basehub" / "charts" / "common-0.1.0.tgz").is_file()
     assert (daskhub / "charts" / "basehub-0.1.0.tgz").is_file()
     spec = ReleaseSpec(release="dask", namespace="dask", chart_dir=daskhub)
@@ -331,9 +279,9 @@ def test_build_dependencies_error_names_chart_and_shows_helm_message(
     make_chart(tmp_path, "basehub", version="0.2.0")
     daskhub = make_chart(tmp_path, "daskhub", {"basehub": "../basehub"})
     with pytest.raises(HubtasksError) as caught:
-        build_dependencies(detect_helm(helm), [daskhub], env=helm_vars)
+        build_dependencies(probe(helm, env=os.environ), [(daskhub, True)], env=helm_vars)
     message = str(caught.value)
-    assert f"chart {daskhub.resolve()}: `helm dependency build` failed" in message
+    assert f"chart {daskhub}: `helm dependency build` failed" in message
     assert "can't get a valid version" in message
 
 
@@ -345,7 +293,7 @@ def long_flags(argv: list[str]) -> list[str]:
                          ids=["atomic", "force"])
 def test_real_helm_knows_every_upgrade_flag(helm: Path, helm_vars: dict[str, str],
                                             opts: HelmOptions) -> None:
-    info = detect_helm(helm)
+    info = probe(helm, env=os.environ)
     run = run_helm([str(helm), "upgrade", "--help"], env=helm_vars, timeout=WAIT_TIMEOUT)
     for flag in long_flags(upgrade_argv(info, SPEC, opts, description=DESCRIPTION)):
         assert f"{flag} " in run.output or f"{flag}=" in run.output, flag
@@ -362,7 +310,7 @@ def test_real_helm_accepts_upgrade_argv_then_fails_to_connect(
     spec = ReleaseSpec(release="hub", namespace="hub", chart_dir=make_chart(tmp_path, "hub"),
                        kubeconfig=kubeconfig, kube_context="nowhere")
     opts = HelmOptions(timeout=30, atomic=True, force=True)
-    argv = upgrade_argv(detect_helm(helm), spec, opts, description=DESCRIPTION)
+    argv = upgrade_argv(probe(helm, env=os.environ), spec, opts, description=DESCRIPTION)
     run = run_helm(argv, env=helm_vars, timeout=WAIT_TIMEOUT, retries=0)
     assert not run and run.attempts == 1
     assert "unknown flag" not in run.output
@@ -416,18 +364,20 @@ def in_thread(target: Callable[[], object]) -> tuple[threading.Thread, list[obje
 def test_success_logs_the_command_and_output(tmp_path: Path) -> None:
     argv, env = fake("ok", tmp_path)
     log = tmp_path / "logs" / "job.log"
-    run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log_path=log)
+    with JobLog(log) as job_log:
+        run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log)
     assert run and run.attempts == 1 and run.exit_code == 0
     text = log.read_text()
     assert f"attempt 1: $ {sys.executable} {FAKE_HELM} upgrade --install hub chart" in text
-    assert "ok\n" in text and "exited (exit 0)" in text
+    assert "ok\n" in text and "exited 0 after" in text
 
 
 def test_transient_failures_are_retried_with_exponential_backoff(tmp_path: Path) -> None:
     argv, env = fake("flaky", tmp_path, FAKE_HELM_FAILS="2")
     log, sleeps = tmp_path / "job.log", list[float]()
-    run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log_path=log, retries=2, backoff=0.5,
-                   sleep=sleeps.append)
+    with JobLog(log) as job_log:
+        run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log, retries=2,
+                       backoff=0.5, sleep=sleeps.append)
     assert run and run.attempts == 3 and calls(tmp_path) == 3
     assert sleeps == [0.5, 1.0]
     assert [f"attempt {n}:" in log.read_text() for n in (1, 2, 3)] == [True] * 3
@@ -456,7 +406,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path, ignore_term: str)
     pids = hang_pids(tmp_path)
     assert run.timed_out and not run.cancelled and not run
     assert run.attempts == 1  # a timed-out helm is not retried
-    assert run.exit_code is not None and run.exit_code < 0
+    assert run.exit_code is None and run.outcome.signal in (signal.SIGTERM, signal.SIGKILL)
     wait_for(lambda: not any(alive(pid) for pid in pids), "helm and its child to be gone")
 
 
@@ -478,7 +428,8 @@ def test_cancel_stops_a_running_helm_and_its_children(tmp_path: Path) -> None:
 def test_cancel_interrupts_the_backoff_sleep(tmp_path: Path) -> None:
     argv, env = fake("busy", tmp_path)
     cancel, log = threading.Event(), tmp_path / "job.log"
-    thread, box = in_thread(lambda: run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log_path=log,
+    job_log = JobLog(log).__enter__()
+    thread, box = in_thread(lambda: run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log,
                                              cancel=cancel, retries=2, backoff=3600))
     wait_for(lambda: log.exists() and "retrying in 3600s" in log.read_text(), "the backoff")
     cancel.set()
@@ -488,6 +439,7 @@ def test_cancel_interrupts_the_backoff_sleep(tmp_path: Path) -> None:
     assert isinstance(run, HelmRun)
     assert run.cancelled and run.attempts == 1 and run.exit_code == 1
     assert calls(tmp_path) == 1
+    job_log.__exit__(None, None, None)
     assert "cancelled; no further attempt" in log.read_text()
 
 
@@ -502,7 +454,8 @@ def test_cancelled_before_start_runs_nothing(tmp_path: Path) -> None:
 def test_big_output_does_not_deadlock(tmp_path: Path) -> None:
     argv, env = fake("chatty", tmp_path, FAKE_HELM_BYTES=str(8 * 1024 * 1024))
     log = tmp_path / "job.log"
-    run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log_path=log)
+    with JobLog(log) as job_log:
+        run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log)
     assert run and run.output.endswith("done chatting\n")
     assert len(run.output) <= 16_000
     assert log.stat().st_size > 8 * 1024 * 1024
@@ -511,30 +464,31 @@ def test_big_output_does_not_deadlock(tmp_path: Path) -> None:
 def test_missing_executable_is_a_failed_attempt(tmp_path: Path) -> None:
     run = run_helm([str(tmp_path / "no-helm"), "version"], env={}, timeout=WAIT_TIMEOUT)
     assert not run and run.exit_code is None and run.attempts == 1
-    assert "cannot run" in run.error
+    assert "could not start" in run.error
 
 
 def test_env_is_per_process_and_secrets_are_redacted(tmp_path: Path) -> None:
     argv, env = fake("env", tmp_path, KUBECONFIG="/elsewhere", HUBTASKS_TEST_VALUE="hunter22")
     log = tmp_path / "job.log"
-    run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log_path=log, secrets=["hunter22"])
+    with JobLog(log) as job_log:
+        run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log,
+                       redactor=Redactor(["hunter22"]))
     assert "HUBTASKS_TEST_VALUE=***" in run.output
     assert "KUBECONFIG=" not in run.output
     assert "hunter22" not in log.read_text()
 
 
-def test_a_detached_grandchild_holding_the_pipe_does_not_block(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(helmrun, "READER_JOIN", 0.5)
+def test_a_detached_grandchild_holding_the_output_does_not_block(tmp_path: Path) -> None:
     argv, env = fake("detach", tmp_path)
     log = tmp_path / "job.log"
     try:
-        run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log_path=log)
+        with JobLog(log) as job_log:
+            run = run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log)
     finally:
         [pid] = hang_pids(tmp_path)
         os.kill(pid, signal.SIGKILL)
     assert run and run.output == "detached a child\n"
-    assert "exited (exit 0)" in log.read_text()
+    assert "exited 0 after" in log.read_text()
 
 
 def test_real_helm_lints_with_values(helm: Path, tmp_path: Path,
@@ -543,24 +497,26 @@ def test_real_helm_lints_with_values(helm: Path, tmp_path: Path,
     broken = tmp_path / "broken.values.yaml"
     broken.write_text("greeting: [unclosed\n")
     spec = ReleaseSpec(release="hub", namespace="hub", chart_dir=chart)
-    info = detect_helm(helm)
+    info = probe(helm, env=os.environ)
     assert run_helm(lint_argv(info, spec), env=helm_vars, timeout=WAIT_TIMEOUT, retries=0)
     bad = ReleaseSpec(release="hub", namespace="hub", chart_dir=chart, values_files=(broken,))
     run = run_helm(lint_argv(info, bad), env=helm_vars, timeout=WAIT_TIMEOUT, retries=0)
     assert not run and run.attempts == 1
 
 
-def test_detect_helm_runs_version_once_per_path(tmp_path: Path) -> None:
+def test_probe_runs_version_once_per_path(tmp_path: Path) -> None:
     fake_helm = tmp_path / "helm"
     fake_helm.write_text(f"#!/bin/sh\necho run >> {tmp_path / 'calls'}\nsleep 0.2\n"
                          "echo v3.99.1+gdeadbee\n")
     fake_helm.chmod(0o755)
-    threads = [threading.Thread(target=detect_helm, args=(fake_helm,)) for _ in range(8)]
+    threads = [threading.Thread(target=probe, args=(fake_helm,),
+                                kwargs={"env": os.environ}) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(WAIT_TIMEOUT)
-    assert detect_helm(fake_helm) == HelmInfo(path=fake_helm, major=3, version="v3.99.1+gdeadbee")
+    assert probe(fake_helm, env=os.environ) == HelmInfo(path=fake_helm, major=3,
+                 version="v3.99.1+gdeadbee")
     assert (tmp_path / "calls").read_text() == "run\n"
 
 
@@ -589,3 +545,14 @@ def test_an_interrupt_in_the_caller_stops_the_process_group(tmp_path: Path) -> N
         run_helm(argv, env=env, timeout=3600, cancel=CtrlC(tmp_path), grace=0.5)
     pids = hang_pids(tmp_path)
     wait_for(lambda: not any(alive(pid) for pid in pids), "helm and its child to be gone")
+
+
+def test_the_attempt_echo_is_redacted(tmp_path: Path) -> None:
+    argv, env = fake("ok", tmp_path)
+    log = tmp_path / "job.log"
+    with JobLog(log) as job_log:
+        run_helm([*argv, "--set", "token=abc", "--description", "hunter22-secret"], env=env,
+                 timeout=WAIT_TIMEOUT, log=job_log, redactor=Redactor(["hunter22-secret"]))
+    echo = next(line for line in log.read_text().splitlines() if "attempt 1: $" in line)
+    assert "--set '***'" in echo or "--set ***" in echo
+    assert "hunter22" not in echo and "token=abc" not in echo and "--description '***'" in echo

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from hubtasks.demo import DEMO_KEY, copy_example
+from hubtasks.dev.demo import DEMO_KEY, copy_example
 from hubtasks.model import Status
 from hubtasks.results import load_results
 

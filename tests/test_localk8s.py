@@ -1,4 +1,4 @@
-"""Tests for hubtasks.localk8s: real control planes on loopback, real helm 3 and 4."""
+"""hubtasks.dev.localk8s: real control planes on loopback, real helm 3 and 4."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubtasks import localk8s, podready, tools
-from hubtasks.localk8s import LocalClusters
+from hubtasks.dev import apiserver, detached, envtest, localk8s, podready, processes
+from hubtasks.dev.localk8s import LocalClusters
+from hubtasks.helm import probe
 from hubtasks.model import HubtasksError
 
 pytestmark = pytest.mark.cluster
@@ -111,7 +112,7 @@ def test_helm_install_waits_for_ready_pods(
     helm: Path, clusters: LocalClusters, tmp_path: Path
 ) -> None:
     chart = make_chart(tmp_path / "chart", "registry.invalid/tiny:1")
-    release = f"ok-helm{tools.helm_major(helm)}"
+    release = f"ok-helm{probe(helm, env=os.environ).major}"
     for cluster in clusters.clusters.values():
         result = upgrade(helm, tmp_path, cluster.kubeconfig, release, chart, "90s")
         assert result.returncode == 0, result.stderr
@@ -125,7 +126,7 @@ def test_helm_wait_fails_when_image_has_marker(
     helm: Path, clusters: LocalClusters, tmp_path: Path
 ) -> None:
     chart = make_chart(tmp_path / "chart", "registry.invalid/hubtasks-fail:1")
-    release = f"bad-helm{tools.helm_major(helm)}"
+    release = f"bad-helm{probe(helm, env=os.environ).major}"
     kubeconfig = clusters.clusters["alpha"].kubeconfig
     result = upgrade(helm, tmp_path, kubeconfig, release, chart, "15s")
     assert result.returncode != 0
@@ -151,18 +152,18 @@ def test_stop_leaves_no_processes(tmp_path: Path) -> None:
     local.stop()  # idempotent
 
 
-def wait_for_ready_pod(cluster: localk8s.LocalCluster, name: str) -> bool:
+def wait_for_ready_pod(cluster: apiserver.LocalCluster, name: str) -> bool:
     """Poll (up to a minute) until the pod reports Ready."""
     path = f"/api/v1/namespaces/default/pods/{name}"
     for _ in range(120):
-        if podready.is_pod_ready(podready.api_request(cluster.server, cluster.token, path)):
+        if podready.is_pod_ready(apiserver.api_request(cluster.server, cluster.token, path)):
             return True
         time.sleep(0.5)
     return False
 
 
 def test_detached_clusters_keep_marking_pods_ready_until_stopped(tmp_path: Path) -> None:
-    local = LocalClusters(["kept"], tmp_path)
+    local = LocalClusters(["kept"], tmp_path, keep_alive=True)
     cluster = local.start()["kept"]
     state_file = tmp_path / "clusters.json"
     local.detach(state_file)
@@ -170,20 +171,20 @@ def test_detached_clusters_keep_marking_pods_ready_until_stopped(tmp_path: Path)
     pids = [p["pid"] for p in json.loads(state_file.read_text())["processes"]]
     assert len(pids) == 4 and all(process_alive(pid) for pid in pids)
     pod = {"metadata": {"name": "late"}, "spec": {"containers": [{"name": "c", "image": "x:1"}]}}
-    podready.api_request(
+    apiserver.api_request(
         cluster.server, cluster.token, "/api/v1/namespaces/default/pods", method="POST", body=pod
     )
     assert wait_for_ready_pod(cluster, "late")
-    assert localk8s.stop_detached(state_file).startswith("stopped local clusters kept")
+    assert detached.stop_detached(state_file).startswith("stopped local clusters kept")
     assert [pid for pid in pids if process_alive(pid)] == []
     assert not state_file.exists()
-    assert "no detached local clusters" in localk8s.stop_detached(state_file)
+    assert "no detached local clusters" in detached.stop_detached(state_file)
 
 
 def test_start_retries_when_a_port_was_taken(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real_free_ports = localk8s.free_ports
+    real_free_ports = processes.free_ports
     calls: list[list[int]] = []
 
     def first_port_taken(count: int) -> list[int]:
@@ -197,14 +198,14 @@ def test_start_retries_when_a_port_was_taken(
         monkeypatch.setattr(localk8s, "free_ports", first_port_taken)
         with LocalClusters(["retry"], tmp_path) as local:
             assert len(calls) == 2
-            assert podready.is_ready(
+            assert apiserver.is_ready(
                 f"{local.clusters['retry'].server}/readyz", local.clusters["retry"].token
             )
 
 
 def test_failing_component_is_reported_and_cleaned_up(tmp_path: Path) -> None:
     assets = tmp_path / "assets"
-    for name in tools.ENVTEST_BINARIES:
+    for name in envtest.ENVTEST_BINARIES:
         path = assets / name
         path.parent.mkdir(exist_ok=True)
         path.write_text("#!/bin/sh\necho 'broken on purpose' >&2\nexit 3\n")

@@ -11,19 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from hubtasks.logs import (
+from hubtasks.model import HubtasksError, Job, JobResult, Stage, Status
+from hubtasks.output.console import ConsoleReporter
+from hubtasks.output.logs import (
     COMBINED_LOG,
     LOGGER_NAME,
-    ConsoleReporter,
     close_logging,
-    exit_code,
     job_context,
     job_log_path,
-    job_logger,
-    render_summary,
     setup_logging,
 )
-from hubtasks.model import HubtasksError, Job, JobResult, Stage, Status
+from hubtasks.output.tables import exit_code, render_summary
 
 
 def job(stage: str, cluster: str, hub: str | None = None) -> Job:
@@ -81,7 +79,7 @@ def test_combined_log_prefixes_every_line_with_its_job(combined: Path) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    job_logger(jobs[0]).warning("from an adapter")
+    logger.warning("from an adapter", extra={"job": jobs[0].name})
     logger.debug("hidden unless verbose")
     lines = (combined / COMBINED_LOG).read_text(encoding="utf-8").splitlines()
     assert len(lines) == 6 * 20 + 1

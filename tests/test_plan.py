@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from gitrepo import GitRepo
 
-from hubtasks.changes import ChangedFile
-from hubtasks.config import load_config
+from hubtasks.config.load import load_config
 from hubtasks.model import Plan, Stage
-from hubtasks.plan import UNKNOWN, PlanRequest, build_plan, glob_regex
-from hubtasks.planning import PlanOptions, plan_repo
+from hubtasks.options import PlanOptions
+from hubtasks.planning.changes import ChangedFile
+from hubtasks.planning.planner import PlanRequest, build_plan, glob_regex
+from hubtasks.planning.repo import plan_repo
+from hubtasks.planning.semantics import UNKNOWN
 
 C = "config/clusters"
 

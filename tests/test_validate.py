@@ -12,20 +12,21 @@ from typing import Any
 import pytest
 import yaml
 
-from hubtasks.config import ConfigError, load_config
-from hubtasks.helm import detect_helm
-from hubtasks.helmrun import HelmRun
-from hubtasks.model import HubtasksError
-from hubtasks.tools import sops_path
-from hubtasks.validate import (
+from hubtasks.config.load import load_config
+from hubtasks.config.yamlfiles import ConfigError
+from hubtasks.deploying.validate import (
     Check,
     ValidationResult,
     exit_code,
     failure_message,
-    render_validation,
     validate_command,
     validate_repo,
 )
+from hubtasks.dev.install import install_sops
+from hubtasks.helm import HelmRun, probe
+from hubtasks.model import HubtasksError
+from hubtasks.output.validation import render_validation
+from hubtasks.proc import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ("config", "helm-charts", "hubtasks.yaml", ".sops.yaml")
@@ -76,8 +77,8 @@ def run(repo: Path, helm: Path, tmp_path: Path, *, key: bool = True,
         clusters: tuple[str, ...] = ()) -> list[ValidationResult]:
     """validate_repo on `repo` with real helm and sops, 4 checks at a time."""
     env = helm_env(tmp_path, key=repo / DEMO_KEY if key else None)
-    return validate_repo(load_config(repo), helm=detect_helm(helm, env=env),
-                         sops=sops_path(env=env), env=env, jobs=4,
+    return validate_repo(load_config(repo), helm=probe(helm, env=env),
+                         sops=install_sops(env), env=env, jobs=4,
                          work_dir=repo / ".hubtasks/work", clusters=clusters)
 
 
@@ -199,14 +200,17 @@ def test_a_chart_that_cannot_be_built_fails_only_its_releases(
     assert all(r.message.startswith("chart not prepared: chart ") for r in results if not r)
 
 
-def test_command_prints_config_summary(helm_bins: dict[int, Path], example: Path,
-                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_reports_config_summary(helm_bins: dict[int, Path], example: Path,
+                                        tmp_path: Path) -> None:
     env = helm_env(tmp_path, key=example / DEMO_KEY)
-    results = validate_command(example, clusters=["edu-cloud"], jobs=2, helm=helm_bins[3],
-                               env=env)
-
-    assert len(results) == 8 and all(results)
-    assert "config OK: 1 cluster, 3 hubs; helm v3." in capsys.readouterr().out
+    heard: list[str] = []
+    found = validate_command(example, clusters=["edu-cloud"], jobs=2, helm=helm_bins[3],
+                             env=env, on_start=heard.append)
+    assert len(found.results) == 8 and all(found.results)
+    assert (found.clusters, found.hubs, found.helm.major) == (1, 3, 3)
+    [line] = heard
+    assert line.startswith("config OK: 1 cluster, 3 hubs; helm v3.")
+    assert line.endswith(": lint + template of 4 releases")
 
 
 def test_config_errors_are_all_reported_before_any_helm(example: Path, tmp_path: Path) -> None:
@@ -230,7 +234,7 @@ def test_config_errors_are_all_reported_before_any_helm(example: Path, tmp_path:
 def test_jobs_must_be_positive(helm_bins: dict[int, Path], example: Path, tmp_path: Path) -> None:
     env = helm_env(tmp_path, key=None)
     with pytest.raises(HubtasksError, match="--jobs must be at least 1"):
-        validate_repo(load_config(example), helm=detect_helm(helm_bins[4], env=env), sops=None,
+        validate_repo(load_config(example), helm=probe(helm_bins[4], env=env), sops=None,
                       env=env, jobs=0, work_dir=tmp_path / "work")
 
 
@@ -260,12 +264,16 @@ Use --debug flag to render out invalid YAML
     ("", "helm exited 1"),
 ], ids=["helm3-lint", "helm4-template", "silent"])
 def test_failure_message(output: str, expected: str) -> None:
-    assert failure_message(HelmRun(exit_code=1, attempts=1, output=output)) == expected
+    assert failure_message(helm_run(output)) == expected
+
+
+def helm_run(output: str) -> HelmRun:
+    return HelmRun(outcome=Outcome(argv=("helm",), exit_code=1, output=output), attempts=1)
 
 
 def test_failure_message_caps_lines() -> None:
     output = "Error: first\n" + "".join(f"  line {i}\n" for i in range(20))
-    message = failure_message(HelmRun(exit_code=1, attempts=1, output=output))
+    message = failure_message(helm_run(output))
     assert message.splitlines() == ["Error: first", *(f"  line {i}" for i in range(5))]
 
 

@@ -30,10 +30,12 @@ import pytest
 import yaml
 from actions_runner import JobOutcome, JobRun, Step, load_workflow, run_workflow
 
-from hubtasks import tools
-from hubtasks.config import RepoConfig, load_config
-from hubtasks.demo import DEMO_KEY, BrokenHub, break_hub, copy_example, pick_broken_hub
-from hubtasks.localk8s import LocalClusters
+from hubtasks import binaries
+from hubtasks.config.load import load_config
+from hubtasks.config.model import RepoConfig
+from hubtasks.dev import install
+from hubtasks.dev.demo import DEMO_KEY, BrokenHub, break_hub, copy_example, pick_broken_hub
+from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import JobResult, Status
 from hubtasks.results import load_results, merge_results
 
@@ -172,7 +174,7 @@ def offline_installs(workflow: dict[str, Any]) -> list[str]:
 @pytest.fixture(scope="module")
 def workflow_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkflowRun]:
     work = tmp_path_factory.mktemp("workflow-e2e")
-    helm = tools.ensure_helm(4)
+    helm = install.install_helm(4, os.environ)
     repo = copy_example(ROOT, work / "repo")
     base_config = load_config(repo)
     base = _run(["git", "rev-parse", "HEAD"], cwd=repo)
@@ -210,7 +212,7 @@ def run_deploy_workflow(work: Path, repo: Path, *, base: str, head: str,
     # The runner's own environment: the tools `hubtasks install-tools` would have cached, and
     # a helm timeout short enough for the broken hub (invoke config hubtasks.timeout).
     env = {"PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}", "HOME": str(work),
-           "LANG": "C.UTF-8", "HUBTASKS_CACHE": str(tools.cache_dir()),
+           "LANG": "C.UTF-8", "HUBTASKS_CACHE": str(binaries.cache_dir(os.environ)),
            "HUBTASKS_HELM": str(helm), "INVOKE_HUBTASKS_TIMEOUT": TIMEOUT,
            "FAKE_GH_SHA": base, "FAKE_GH_CALLS": str(gh_calls)}
     context = {

@@ -15,14 +15,16 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
-from hubtasks.config import Cluster, load_config
+from hubtasks import proc
+from hubtasks.config.load import load_config
+from hubtasks.config.model import Cluster
 from hubtasks.model import HubtasksError
 
 CLOUDS = ("gcp", "aws", "azure")
+CLI_TIMEOUT = 300.0
 
 
 def cluster_names(arg: str) -> list[str]:
@@ -58,11 +60,14 @@ def write_kubeconfig(cluster: Cluster, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     print(f"{cluster.name}: {shlex.join(argv)}", flush=True)
     # gcloud has no output-file flag; KUBECONFIG is set for that child process only.
-    subprocess.run(argv, env={**os.environ, "KUBECONFIG": str(target)}, check=True)
+    env = {**os.environ, "KUBECONFIG": str(target)}
+    proc.checked(proc.run(argv, env=env, timeout=CLI_TIMEOUT), f"{cluster.name}: {argv[0]}")
     if cluster.provider == "azure" and shutil.which("kubelogin"):
         # AKS clusters with Entra ID auth need the az CLI login converted for kubectl/helm.
-        subprocess.run(["kubelogin", "convert-kubeconfig", "-l", "azurecli",
-                        "--kubeconfig", str(target)], check=True)
+        convert = ["kubelogin", "convert-kubeconfig", "-l", "azurecli", "--kubeconfig",
+                   str(target)]
+        proc.checked(proc.run(convert, env=os.environ, timeout=CLI_TIMEOUT),
+                     f"{cluster.name}: kubelogin")
     if not target.is_file():
         raise HubtasksError(f"{cluster.name}: {argv[0]} wrote no kubeconfig to {target}")
     target.chmod(0o600)
@@ -101,6 +106,6 @@ def write_outputs(outputs: dict[str, str], path: Path) -> None:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv))
-    except (HubtasksError, KeyError, OSError, subprocess.CalledProcessError) as err:
+    except (HubtasksError, KeyError, OSError) as err:
         print(f"::error::cluster credentials: {err}", file=sys.stderr)
         sys.exit(1)

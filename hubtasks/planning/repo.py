@@ -3,34 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .changes import ChangedFile, ChangeSet, Git, base_texts, changed_files, files_from_list
-from .config import (
-    SETTINGS_FILE,
-    ConfigError,
-    RepoConfig,
-    Settings,
-    load_config,
-    parse_yaml,
-    settings_from_doc,
-)
-from .model import Plan
-from .plan import UNKNOWN, PlanRequest, build_plan, changed_cluster_files
-
-
-@dataclass(frozen=True, kw_only=True)
-class PlanOptions:
-    """What the user asked `plan` for."""
-
-    base: str = "main"
-    head: str = "HEAD"
-    worktree: bool = False
-    files: tuple[str, ...] | None = None
-    labels: tuple[str, ...] = ()
-    everything: bool = False
+from hubtasks.config.load import load_config, settings_from_doc
+from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
+from hubtasks.config.yamlfiles import ConfigError, parse_yaml
+from hubtasks.model import Plan
+from hubtasks.options import PlanOptions
+from hubtasks.planning.changes import ChangedFile, ChangeSet, files_from_list
+from hubtasks.planning.git import Git, base_texts, changed_files
+from hubtasks.planning.planner import PlanRequest, build_plan, changed_cluster_files
+from hubtasks.planning.semantics import UNKNOWN
 
 
 def find_changes(repo: Path, options: PlanOptions) -> ChangeSet:

@@ -18,24 +18,31 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import signal
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from types import FrameType
+from typing import Protocol
 
-from .logs import job_context, plan_ordered
-from .model import HubtasksError, Job, JobResult, Stage, Status, utc_now
+from hubtasks.model import CANARY_STAGES, INTERRUPTED, Job, JobResult, Status, plan_ordered, utc_now
+from hubtasks.options import Limits
+from hubtasks.output.logs import job_context
 
 Runner = Callable[[Job, threading.Event], JobResult]
 OnResult = Callable[[JobResult], None]
 OnStart = Callable[[Job], None]
 
-CANARY_STAGES = frozenset({Stage.SUPPORT, Stage.STAGING})
-INTERRUPTED = "interrupted"
+
+class Schedule(Protocol):
+    """A way to run a set of jobs: run_canary, run_prod, run_staged or run_pipelined."""
+
+    def __call__(self, jobs: Iterable[Job], run: Runner, limits: Limits, *,
+                 cancel: threading.Event, on_result: OnResult,
+                 on_start: OnStart | None = None) -> list[JobResult]: ...
+
+
 POLL_SECONDS = 0.2  # how often a waiting dispatcher looks at `cancel` (an Event wakes no one)
 
 log = logging.getLogger(__name__)
@@ -46,11 +53,6 @@ def not_run(job: Job, status: Status, reason: str) -> JobResult:
     """The record of a job the executor never started."""
     return JobResult(stage=job.stage, cluster=job.cluster, hub=job.hub, status=status,
                      reason=reason)
-
-
-def _at_least_one(name: str, value: int) -> None:
-    if value < 1:
-        raise HubtasksError(f"{name} must be at least 1, got {value}")
 
 
 @contextlib.contextmanager
@@ -108,7 +110,7 @@ def _call(run: Runner, job: Job, cancel: threading.Event) -> JobResult:
 def _chains(jobs: Iterable[Job]) -> dict[str, list[Job]]:
     """Canary jobs by cluster, each in plan order (support first), longest chain first."""
     chains: dict[str, list[Job]] = {}
-    for job in sorted(jobs, key=Job.sort_key):
+    for job in plan_ordered(jobs):
         if job.stage not in CANARY_STAGES:
             raise ValueError(f"{job.name} is not a canary job")
         chains.setdefault(job.cluster, []).append(job)
@@ -131,14 +133,13 @@ def _run_chain(ctx: _Context, chain: Sequence[Job]) -> list[JobResult]:
     return results
 
 
-def run_canary(jobs: Iterable[Job], run: Runner, *, max_workers: int, cancel: threading.Event,
+def run_canary(jobs: Iterable[Job], run: Runner, limits: Limits, *, cancel: threading.Event,
                on_result: OnResult, on_start: OnStart | None = None) -> list[JobResult]:
     """Run each cluster's canary chain, clusters in parallel; results in plan order."""
-    _at_least_one("canary workers", max_workers)
     ctx = _Context(run, cancel, on_result, on_start)
     chains = _chains(jobs)
     # Cancel before the pool joins its threads, so a hard abort does not wait for all chains.
-    with ThreadPoolExecutor(max_workers, "canary") as pool, _cancel_on_abort(cancel):
+    with ThreadPoolExecutor(limits.canary_workers, "canary") as pool, _cancel_on_abort(cancel):
         futures = [pool.submit(_run_chain, ctx, chain) for chain in chains.values()]
         return plan_ordered(r for f in futures for r in f.result())
 
@@ -162,7 +163,7 @@ def gate_prod(prod_jobs: Iterable[Job], canary_jobs: Iterable[Job],
             problems.setdefault(job.cluster, []).append((job, result))
     kept: list[Job] = []
     dropped: list[JobResult] = []
-    for job in sorted(prod_jobs, key=Job.sort_key):
+    for job in plan_ordered(prod_jobs):
         if job.cluster in problems:
             dropped.append(not_run(job, *_gate_verdict(problems[job.cluster])))
         else:
@@ -191,10 +192,8 @@ class _Dispatcher:
     chains that may still add jobs (pipelined mode).
     """
 
-    def __init__(self, ctx: _Context, *, max_jobs: int, per_cluster: int, producers: int = 0):
-        _at_least_one("jobs", max_jobs)
-        _at_least_one("per-cluster", per_cluster)
-        self.ctx, self.max_jobs, self.per_cluster = ctx, max_jobs, per_cluster
+    def __init__(self, ctx: _Context, limits: Limits, *, producers: int = 0):
+        self.ctx, self.max_jobs, self.per_cluster = ctx, limits.jobs, limits.per_cluster
         self._cond = threading.Condition()
         self._pending: dict[str, deque[Job]] = {}
         self._running: Counter[str] = Counter()
@@ -206,7 +205,7 @@ class _Dispatcher:
     def add(self, jobs: Iterable[Job]) -> None:
         """Queue jobs; callable from any thread."""
         with self._cond:
-            for job in sorted(jobs, key=Job.sort_key):
+            for job in plan_ordered(jobs):
                 self._pending.setdefault(job.cluster, deque()).append(job)
             self._cond.notify()
 
@@ -270,12 +269,10 @@ class _Dispatcher:
                 self._cond.notify()
 
 
-def run_prod(jobs: Iterable[Job], run: Runner, *, max_jobs: int, per_cluster: int,
-             cancel: threading.Event, on_result: OnResult,
-             on_start: OnStart | None = None) -> list[JobResult]:
-    """Run jobs at most `max_jobs` at once and `per_cluster` per cluster; plan order."""
-    dispatcher = _Dispatcher(_Context(run, cancel, on_result, on_start), max_jobs=max_jobs,
-                             per_cluster=per_cluster)
+def run_prod(jobs: Iterable[Job], run: Runner, limits: Limits, *, cancel: threading.Event,
+             on_result: OnResult, on_start: OnStart | None = None) -> list[JobResult]:
+    """Run jobs at most `limits.jobs` at once and `limits.per_cluster` per cluster."""
+    dispatcher = _Dispatcher(_Context(run, cancel, on_result, on_start), limits)
     dispatcher.add(jobs)
     return dispatcher.run()
 
@@ -283,23 +280,23 @@ def run_prod(jobs: Iterable[Job], run: Runner, *, max_jobs: int, per_cluster: in
 # ---- whole deploys --------------------------------------------------------------------------
 
 def _split(plan_jobs: Iterable[Job]) -> tuple[list[Job], list[Job]]:
-    jobs = sorted(plan_jobs, key=Job.sort_key)
+    jobs = plan_ordered(plan_jobs)
     return ([j for j in jobs if j.stage in CANARY_STAGES],
             [j for j in jobs if j.stage not in CANARY_STAGES])
 
 
-def run_staged(plan_jobs: Iterable[Job], run: Runner, *, max_jobs: int, per_cluster: int,
-               canary_workers: int, cancel: threading.Event, on_result: OnResult,
+def run_staged(jobs: Iterable[Job], run: Runner, limits: Limits, *,
+               cancel: threading.Event, on_result: OnResult,
                on_start: OnStart | None = None) -> list[JobResult]:
     """Canary on every cluster, then gate, then prod; every job recorded, plan order."""
-    canary, prod = _split(plan_jobs)
-    canary_results = run_canary(canary, run, max_workers=canary_workers, cancel=cancel,
-                                on_result=on_result, on_start=on_start)
+    canary, prod = _split(jobs)
+    canary_results = run_canary(canary, run, limits, cancel=cancel, on_result=on_result,
+                                on_start=on_start)
     kept, dropped = gate_prod(prod, canary, canary_results)
     for result in dropped:
         on_result(result)
-    prod_results = run_prod(kept, run, max_jobs=max_jobs, per_cluster=per_cluster,
-                            cancel=cancel, on_result=on_result, on_start=on_start)
+    prod_results = run_prod(kept, run, limits, cancel=cancel, on_result=on_result,
+                            on_start=on_start)
     return plan_ordered(canary_results + dropped + prod_results)
 
 
@@ -315,51 +312,18 @@ def _chain_then_prod(ctx: _Context, dispatcher: _Dispatcher, chain: Sequence[Job
         dispatcher.producer_done()
 
 
-def run_pipelined(plan_jobs: Iterable[Job], run: Runner, *, max_jobs: int, per_cluster: int,
-                  canary_workers: int, cancel: threading.Event, on_result: OnResult,
+def run_pipelined(jobs: Iterable[Job], run: Runner, limits: Limits, *,
+                  cancel: threading.Event, on_result: OnResult,
                   on_start: OnStart | None = None) -> list[JobResult]:
     """Like run_staged, but a cluster's prod starts as soon as its own canary succeeded."""
-    _at_least_one("canary workers", canary_workers)
     ctx = _Context(run, cancel, on_result, on_start)
-    canary, prod = _split(plan_jobs)
+    canary, prod = _split(jobs)
     chains = _chains(canary)
-    dispatcher = _Dispatcher(ctx, max_jobs=max_jobs, per_cluster=per_cluster,
-                             producers=len(chains))
+    dispatcher = _Dispatcher(ctx, limits, producers=len(chains))
     dispatcher.add(j for j in prod if j.cluster not in chains)
-    with ThreadPoolExecutor(canary_workers, "canary") as pool, _cancel_on_abort(cancel):
+    with ThreadPoolExecutor(limits.canary_workers, "canary") as pool, _cancel_on_abort(cancel):
         futures = [pool.submit(_chain_then_prod, ctx, dispatcher, chain,
                                [j for j in prod if j.cluster == cluster])
                    for cluster, chain in chains.items()]
         prod_results = dispatcher.run()
         return plan_ordered([r for f in futures for r in f.result()] + prod_results)
-
-
-# ---- signals --------------------------------------------------------------------------------
-
-def install_signal_handlers(cancel: threading.Event, *,
-                            on_signal: Callable[[str], None] | None = None
-                            ) -> Callable[[], None]:
-    """Make SIGINT/SIGTERM set `cancel`, and a second one raise KeyboardInterrupt.
-
-    Call from the main thread only; returns a function restoring the previous handlers.
-    `on_signal` runs inside the handler (main thread), e.g. to print a note.
-    """
-    hits = 0
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        nonlocal hits
-        hits += 1
-        if hits > 1:
-            raise KeyboardInterrupt
-        cancel.set()
-        if on_signal is not None:
-            name = signal.Signals(signum).name
-            on_signal(f"{name}: no new jobs; waiting for running ones (again to abort)")
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def restore() -> None:
-        for sig, handler in previous.items():
-            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
-
-    return restore

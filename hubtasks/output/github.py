@@ -1,63 +1,18 @@
-"""Human and machine outputs of a plan: tables, GitHub Actions matrices and summaries."""
+"""GitHub Actions outputs: matrices of legs, `$GITHUB_OUTPUT` values, the step summary."""
 
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from tabulate import tabulate
-
-from .model import Job, Plan, Stage
+from hubtasks.model import Job, Plan, Stage
+from hubtasks.output.tables import plan_summary_line, plan_tables
 
 MATRIX_LIMIT = 256  # GitHub Actions rejects a matrix of more than 256 legs
-STAGE_TITLES = {Stage.SUPPORT: "Support", Stage.STAGING: "Staging hubs", Stage.PROD: "Prod hubs"}
-
-
-def _rows(jobs: Iterable[Job], sep: str) -> list[list[str]]:
-    return [[j.cluster, j.hub or "", j.chart, sep.join(j.reasons)] for j in jobs]
-
-
-def plan_tables(plan: Plan, *, fmt: str = "simple", width: int = 80) -> str:
-    """One table per stage, then removed releases and flags; for terminals or markdown."""
-    markdown = fmt == "github"
-    sep = "<br>" if markdown else "\n"
-    parts: list[str] = []
-    for stage in Stage:
-        jobs = plan.stage_jobs(stage)
-        title = f"{STAGE_TITLES[stage]} ({len(jobs)})"
-        parts.append(f"### {title}" if markdown else title)
-        if not jobs:
-            parts.append("_none_" if markdown else "  none")
-            continue
-        widths = None if markdown else [None, None, None, width]
-        parts.append(tabulate(_rows(jobs, sep), headers=["cluster", "hub", "chart", "reasons"],
-                              tablefmt=fmt, maxcolwidths=widths))
-    parts.extend(_extras(plan, markdown))
-    return "\n\n".join(parts) + "\n"
-
-
-def _extras(plan: Plan, markdown: bool) -> list[str]:
-    out: list[str] = []
-    if plan.removed:
-        rows = [[r.cluster, r.hub or "(whole cluster)"] for r in plan.removed]
-        title = f"Removed at head, not uninstalled ({len(rows)})"
-        out += [f"### {title}" if markdown else title,
-                tabulate(rows, headers=["cluster", "hub"], tablefmt="github" if markdown
-                         else "simple")]
-    for cluster in plan.no_canary:
-        out.append(f"WARNING: cluster {cluster!r} has prod hubs planned but no canary "
-                   "(no staging hub and no support job)")
-    out += [f"note: {note}" for note in plan.notes]
-    return out
-
-
-def plan_summary_line(plan: Plan) -> str:
-    """`3 support, 4 staging, 10 prod jobs on 5 clusters`."""
-    counts = ", ".join(f"{len(plan.stage_jobs(s))} {s.value}" for s in Stage)
-    return f"{counts} jobs on {len(plan.clusters())} clusters"
 
 
 def batch_legs(items: Sequence[str], limit: int = MATRIX_LIMIT) -> list[list[str]]:
@@ -92,7 +47,7 @@ def prod_matrix(jobs: Iterable[Job], limit: int = MATRIX_LIMIT) -> dict[str, Any
                         for b in batch_legs(ids, limit)]}
 
 
-def github_output(values: dict[str, str], path: Path) -> None:
+def github_output(values: Mapping[str, str], path: Path) -> None:
     """Append `name=value` pairs to $GITHUB_OUTPUT (heredoc form for multi-line values)."""
     with path.open("a", encoding="utf-8") as handle:
         for name, value in values.items():
@@ -130,3 +85,32 @@ def plan_markdown(plan: Plan, title: str = "hubtasks plan") -> str:
     if plan.base or plan.head:
         head += f" (base `{(plan.base or '-')[:12]}`, head `{(plan.head or 'work tree')[:12]}`)"
     return f"{head}\n\n{plan_tables(plan, fmt='github')}"
+
+
+def publish_outputs(values: Mapping[str, str], env: Mapping[str, str]) -> list[str]:
+    """Step outputs to $GITHUB_OUTPUT; outside Actions, the `name=value` lines to print."""
+    output_path = env.get("GITHUB_OUTPUT")
+    if output_path:
+        github_output(values, Path(output_path))
+        return []
+    return [f"{name}={value}" for name, value in values.items()]
+
+
+def step_summary(markdown: str, env: Mapping[str, str]) -> bool:
+    """Append to $GITHUB_STEP_SUMMARY when set; whether it was."""
+    path = env.get("GITHUB_STEP_SUMMARY")
+    if path:
+        append_summary(markdown, Path(path))
+    return bool(path)
+
+
+def prod_outputs(jobs: Iterable[Job]) -> dict[str, str]:
+    """The filter's GitHub outputs: the surviving prod matrix and has-prod."""
+    prod = prod_matrix(jobs)
+    return {"prod-matrix": json.dumps(prod, separators=(",", ":")),
+            "has-prod": str(bool(prod["include"])).lower()}
+
+
+def github_env() -> dict[str, str]:
+    """The GITHUB_* variables of this process (read once, in the main thread)."""
+    return {k: v for k, v in os.environ.items() if k.startswith("GITHUB_")}

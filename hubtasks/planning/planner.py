@@ -16,20 +16,11 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from .changes import ChangedFile
-from .config import (
-    CHART_FILE,
-    CLUSTER_FILE,
-    SETTINGS_FILE,
-    Cluster,
-    Hub,
-    RepoConfig,
-    Settings,
-    connection_view,
-    hub_entries,
-    hub_view,
-)
-from .model import Job, Plan, Removed, Stage, gc_paused
+from hubtasks.config.charts import CHART_FILE
+from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, RepoConfig, Settings
+from hubtasks.model import Job, Plan, Removed, Stage, gc_paused
+from hubtasks.planning.changes import ChangedFile
+from hubtasks.planning.semantics import ClusterDiff, diff_cluster, summarize
 
 LABEL_SKIP = "deployer:skip-deploy"
 LABEL_SKIP_HUBS = "deployer:skip-deploy-hubs"
@@ -37,17 +28,6 @@ LABEL_DEPLOY_HUBS = "deployer:deploy-hubs"
 LABEL_DEPLOY_SUPPORT = "deployer:deploy-support"
 KNOWN_LABELS = frozenset({LABEL_SKIP, LABEL_SKIP_HUBS, LABEL_DEPLOY_HUBS, LABEL_DEPLOY_SUPPORT})
 CHART_META_FILES = (CHART_FILE, "Chart.lock")
-SUMMARY_LIMIT = 3
-
-
-class _Unknown:
-    """Marks a cluster.yaml whose base version can't be read (e.g. --files without git)."""
-
-    def __repr__(self) -> str:
-        return "UNKNOWN"
-
-
-UNKNOWN: Any = _Unknown()
 Key = tuple[str, str | None]  # (cluster, hub or None for support)
 
 
@@ -88,13 +68,6 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
             out.append("[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char))
             i += 1
     return re.compile("".join(out) + r"\Z")
-
-
-def summarize(label: str, items: Sequence[str]) -> str:
-    """`label: a, b, c and N more` — bounded, so one reason never grows with the repo."""
-    shown = ", ".join(items[:SUMMARY_LIMIT])
-    more = len(items) - SUMMARY_LIMIT
-    return f"{label}: {shown}" + (f" and {more} more" if more > 0 else "")
 
 
 # ---------------------------------------------------------------------------- change index
@@ -165,66 +138,6 @@ def settings_reasons(base: Settings | None, head: Settings) -> tuple[list[str], 
     if base.support_chart != head.support_chart:
         support.append(f"{SETTINGS_FILE}: support_chart changed")
     return hubs, support
-
-
-# ---------------------------------------------------------------------------- cluster.yaml diffs
-
-
-def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted key paths whose values differ between two YAML documents."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
-        keys = sorted(set(old) | set(new), key=str)
-        out: list[str] = []
-        for key in keys:
-            path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                out.append(path)
-            else:
-                out.extend(diff_keys(old[key], new[key], path))
-        return out
-    return [] if old == new else [prefix or "(document)"]
-
-
-@dataclass(frozen=True, kw_only=True)
-class ClusterDiff:
-    """What a cluster.yaml change means for each of the cluster's releases."""
-
-    all_releases: tuple[str, ...] = ()
-    support: tuple[str, ...] = ()
-    hubs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
-    removed_hubs: tuple[str, ...] = ()
-
-
-def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
-    """Compare a cluster's base and head cluster.yaml semantically."""
-    rel = cluster.config_file
-    if base_doc is UNKNOWN:
-        return ClusterDiff(all_releases=(f"{rel} changed (base version unknown: "
-                                         "planning every release)",))
-    if base_doc is None:
-        return ClusterDiff(all_releases=("new cluster",))
-    if not isinstance(base_doc, Mapping):
-        return ClusterDiff(all_releases=(f"{rel} was unreadable at base",))
-    conn = diff_keys(connection_view(base_doc), connection_view(cluster.doc))
-    all_reasons = (summarize(f"{rel}: connection changed", conn),) if conn else ()
-    old_support, new_support = base_doc.get("support"), cluster.doc.get("support")
-    support: tuple[str, ...] = ()
-    if old_support is None and new_support is not None:
-        support = ("new support release",)
-    elif old_support != new_support:
-        support = (summarize(f"{rel}: support changed", diff_keys(old_support, new_support)),)
-    old_hubs = hub_entries(base_doc)
-    hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
-    removed = tuple(sorted(set(old_hubs) - {h.name for h in cluster.hubs}))
-    return ClusterDiff(all_releases=all_reasons, support=support,
-                       hubs={k: v for k, v in hubs.items() if v}, removed_hubs=removed)
-
-
-def _hub_diff(rel: str, hub: Hub, old: Mapping[str, Any] | None) -> tuple[str, ...]:
-    if old is None:
-        return ("new hub",)
-    keys = diff_keys(hub_view(old), hub_view(hub.entry))
-    return (summarize(f"{rel}: hubs[{hub.name}] changed", keys),) if keys else ()
 
 
 # ---------------------------------------------------------------------------- release inputs

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .model import HubtasksError, Job, Plan, Removed, Stage
+from hubtasks.files import write_atomic
+from hubtasks.model import HubtasksError, Job, Plan, Removed, Stage
 
 PLAN_VERSION = 1
 
@@ -62,19 +63,11 @@ def load_plan(path: Path) -> Plan:
     return plan_from_dict(doc, str(path))
 
 
-def save_text(path: Path, text: str) -> None:
-    """Write a file atomically (temp file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_plan(plan: Plan, path: Path) -> None:
-    save_text(path, plan_to_json(plan))
+    """Write a plan file atomically (readable by others: a plan holds no secret)."""
+    write_atomic(path, plan_to_json(plan), mode=0o644)
+
+
+def save_filtered(plan: Plan, kept: Sequence[Job], path: Path) -> None:
+    """Save `plan` with only the `kept` jobs (the filter's surviving prod jobs)."""
+    save_plan(replace(plan, jobs=tuple(kept)), path)

@@ -1,4 +1,4 @@
-"""Config model (clusters, hubs, charts, settings) and its validation.
+"""Loading and validating a config repo into the records of config/model.py.
 
 The input format is 2i2c-org/infrastructure's: `config/clusters/<cluster>/cluster.yaml`
 lists a cluster's hubs and the helm values files of each; charts live in `helm-charts/`.
@@ -9,149 +9,29 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from .model import SUPPORT_RELEASE, HubtasksError, gc_paused
-from .paths import FileChecker, FsCache, override_path, repo_path
-from .yamlfiles import ConfigError, key_path, parse_yaml, read_yaml, schema_problems
+from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
+from hubtasks.config.model import (
+    CLUSTER_FILE,
+    PROVIDERS_WITH_BLOCK,
+    SETTINGS_FILE,
+    Cluster,
+    Hub,
+    RepoConfig,
+    Settings,
+    Support,
+    is_staging,
+)
+from hubtasks.config.paths import FileChecker, FsCache, override_path, repo_path
+from hubtasks.config.yamlfiles import ConfigError, key_path, read_yaml, schema_problems
+from hubtasks.model import SUPPORT_RELEASE, HubtasksError, gc_paused
 
-__all__ = ["ConfigError", "parse_yaml", "read_yaml"]  # re-exported for callers of this module
-
-SETTINGS_FILE = "hubtasks.yaml"
-CLUSTER_FILE = "cluster.yaml"
-CHART_FILE = "Chart.yaml"
-PROVIDERS_WITH_BLOCK = ("gcp", "aws", "azure", "kubeconfig")
-# Keys that describe a cluster or hub but never reach helm: editing them plans nothing.
-DESCRIPTIVE_CLUSTER_KEYS = frozenset({"metadata", "provider_url", "tenancy"})
-DESCRIPTIVE_PROVIDER_KEYS = frozenset({"billing"})
-DESCRIPTIVE_HUB_KEYS = frozenset({"display_name", "uptime_check"})
 # Helm release names are DNS-1123 labels of at most 53 characters.
 RELEASE_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 RELEASE_NAME_MAX = 53
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """Repository settings from the optional `hubtasks.yaml` at the repo root."""
-
-    clusters_dir: str = "config/clusters"
-    charts_dir: str = "helm-charts"
-    exclude_clusters: tuple[str, ...] = ("templates",)
-    deploy_all_hubs_on: tuple[str, ...] = ()
-    deploy_all_support_on: tuple[str, ...] = ()
-    support_chart: str = "support"
-    kubeconfig_dir: str = ".hubtasks/kubeconfigs"
-
-    def cluster_file(self, cluster: str) -> str:
-        return f"{self.clusters_dir}/{cluster}/{CLUSTER_FILE}"
-
-    def chart_folder(self, chart: str) -> str:
-        return f"{self.charts_dir}/{chart}"
-
-
-@dataclass(frozen=True, kw_only=True)
-class Hub:
-    """One JupyterHub release. Paths are repo-relative POSIX paths."""
-
-    name: str
-    cluster: str
-    chart: str
-    domain: str
-    values_files: tuple[str, ...]
-    staging: bool
-    chart_override: str | None = None
-    domain_override_file: str | None = None
-    display_name: str = ""
-    override_deps: tuple[str, ...] | None = None
-    entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Support:
-    """A cluster's support release."""
-
-    values_files: tuple[str, ...]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Cluster:
-    """One cluster folder: its connection, support release and hubs."""
-
-    name: str
-    provider: str
-    folder: str
-    hubs: tuple[Hub, ...]
-    support: Support | None = None
-    credential_files: tuple[str, ...] = ()
-    kube_context: str | None = None
-    doc: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
-
-    @property
-    def config_file(self) -> str:
-        return f"{self.folder}/{CLUSTER_FILE}"
-
-    def hub(self, name: str) -> Hub:
-        for hub in self.hubs:
-            if hub.name == name:
-                return hub
-        raise HubtasksError(f"cluster {self.name!r} has no hub {name!r} (see {self.config_file})")
-
-
-@dataclass(frozen=True, kw_only=True)
-class Chart:
-    """A local chart folder and the local (`file://`) charts it depends on."""
-
-    name: str
-    folder: str
-    file_deps: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, kw_only=True)
-class RepoConfig:
-    """Everything loaded from one checkout."""
-
-    root: Path
-    settings: Settings
-    clusters: Mapping[str, Cluster]
-    charts: Mapping[str, Chart]
-
-    def cluster(self, name: str) -> Cluster:
-        try:
-            return self.clusters[name]
-        except KeyError:
-            known = ", ".join(sorted(self.clusters)) or "none"
-            raise HubtasksError(f"unknown cluster {name!r} (known: {known})") from None
-
-    def release_values(self, cluster: str, hub: str | None) -> tuple[str, ...]:
-        """A release's values files, in order (hub None: the cluster's support release)."""
-        found = self.cluster(cluster)
-        if hub is not None:
-            return found.hub(hub).values_files
-        return found.support.values_files if found.support else ()
-
-    def hubs(self) -> Iterator[Hub]:
-        for cluster in self.clusters.values():
-            yield from cluster.hubs
-
-    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None) -> list[str]:
-        """The chart folder and its local dependency folders, recursively, in order."""
-        start = self.settings.chart_folder(chart)
-        seen: list[str] = []
-        pending = [start]
-        while pending:
-            folder = pending.pop()
-            if folder in seen:
-                continue
-            seen.append(folder)
-            deps = override_deps if folder == start and override_deps is not None else None
-            if deps is None:
-                known = self.charts.get(folder)
-                deps = known.file_deps if known else ()
-            pending.extend(reversed(deps))
-        return seen
-
 
 # ---------------------------------------------------------------------------- settings
 
@@ -183,19 +63,6 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
 # ---------------------------------------------------------------------------- charts
 
 
-def chart_file_deps(doc: Any, folder: str) -> tuple[str, ...]:
-    """Local dependency folders (`repository: file://...`) of a Chart.yaml document."""
-    deps = doc.get("dependencies") if isinstance(doc, dict) else None
-    found: list[str] = []
-    for dep in deps or ():
-        repo = dep.get("repository") if isinstance(dep, dict) else None
-        if isinstance(repo, str) and repo.startswith("file://"):
-            path = repo_path(folder, repo[len("file://") :])
-            if path is not None:
-                found.append(path)
-    return tuple(found)
-
-
 def load_charts(root: Path, settings: Settings, problems: list[str]) -> dict[str, Chart]:
     """Every chart folder under charts_dir, keyed by its repo-relative folder."""
     charts: dict[str, Chart] = {}
@@ -211,8 +78,23 @@ def load_charts(root: Path, settings: Settings, problems: list[str]) -> dict[str
         except ConfigError as err:
             problems.extend(err.problems)
             continue
-        charts[rel] = Chart(name=entry.name, folder=rel, file_deps=chart_file_deps(doc, rel))
+        charts[rel] = chart_from_doc(doc, rel)
+    problems += chart_graph_problems(root, charts)
     return charts
+
+
+def chart_graph_problems(root: Path, charts: Mapping[str, Chart]) -> list[str]:
+    """`file://` dependencies that point nowhere, and a dependency cycle."""
+    problems = [f"{chart.folder}/{CHART_FILE}: dependency on {dep} (file://), which holds no "
+                f"{CHART_FILE}; fix the repository path"
+                for chart in charts.values() for dep in chart.file_deps
+                if dep not in charts and not (root / dep / CHART_FILE).is_file()]
+    cycle = find_cycle(charts)
+    if cycle:
+        problems.append(f"{cycle[0]}/{CHART_FILE}: chart dependency cycle: "
+                        f"{' -> '.join(posixpath.basename(f) for f in cycle)}; remove one "
+                        "file:// dependency")
+    return problems
 
 
 # ---------------------------------------------------------------------------- clusters
@@ -226,14 +108,6 @@ def cluster_folders(root: Path, settings: Settings) -> list[str]:
                            f"{SETTINGS_FILE}, or pass --repo)"])
     excluded = set(settings.exclude_clusters)
     return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in excluded)
-
-
-def is_staging(entry: Mapping[str, Any]) -> bool:
-    """`staging: true/false` when given; otherwise 2i2c's rule: the name contains 'staging'."""
-    flag = entry.get("staging")
-    if isinstance(flag, bool):
-        return flag
-    return "staging" in str(entry.get("name", ""))
 
 
 def release_name_problem(name: str) -> str | None:
@@ -339,7 +213,7 @@ class _ClusterLoader:
         except ConfigError as err:
             self.problems.extend(err.problems)
             return None
-        return chart_file_deps(doc, self.settings.chart_folder(chart))
+        return file_dependencies(doc, self.settings.chart_folder(chart))
 
     def optional(self, entry: Mapping[str, Any], key: str, where: str,
                  join: Callable[[str, str], str | None]) -> str | None:
@@ -391,34 +265,3 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> R
     if problems:
         raise ConfigError(problems)
     return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts)
-
-
-# ---------------------------------------------------------------------------- semantic views
-
-
-def connection_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """The keys of a cluster.yaml that decide how to reach the cluster."""
-    view: dict[str, Any] = {"provider": doc.get("provider")}
-    for key in PROVIDERS_WITH_BLOCK:
-        block = doc.get(key)
-        if isinstance(block, dict):
-            view[key] = {k: v for k, v in block.items() if k not in DESCRIPTIVE_PROVIDER_KEYS}
-        elif block is not None:
-            view[key] = block
-    return view
-
-
-def hub_view(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A hub entry without its descriptive keys, with the effective staging flag."""
-    view = {k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS}
-    view["staging"] = is_staging(entry)
-    return view
-
-
-def hub_entries(doc: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
-    """Hub entries of a raw cluster.yaml document by name (tolerates malformed docs)."""
-    if not isinstance(doc, Mapping):
-        return {}
-    hubs = doc.get("hubs")
-    entries = hubs if isinstance(hubs, list) else []
-    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}

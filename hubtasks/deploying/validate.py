@@ -11,20 +11,20 @@ from __future__ import annotations
 import enum
 import re
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from tabulate import tabulate
-
-from .config import RepoConfig, load_config
-from .deploy import DeployOptions, needs_sops, prepare_charts, release_values
-from .helm import HelmInfo, ReleaseSpec, detect_helm, lint_argv, template_argv
-from .helmrun import HelmRun, run_helm
-from .model import HubtasksError, Job, JobKey
-from .plan import PlanRequest, build_plan
-from .tools import helm_path, sops_path
+from hubtasks.binaries import find_helm, find_sops
+from hubtasks.config.load import load_config
+from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.values import needs_sops, release_values
+from hubtasks.helm import HelmInfo, HelmRun, ReleaseSpec, lint_argv, run_helm, template_argv
+from hubtasks.model import HubtasksError, Job, JobKey
+from hubtasks.planning.planner import PlanRequest, build_plan
+from hubtasks.secrets import Redactor
 
 HELM_TIMEOUT = 300.0  # seconds per lint or template; neither contacts a cluster
 MESSAGE_LINES = 6
@@ -81,11 +81,11 @@ def _chart_group(config: RepoConfig, job: Job) -> str:
     return str(job.key) if hub is not None and hub.chart_override else job.chart
 
 
-def prepare(config: RepoConfig, jobs: Sequence[Job], helm: HelmInfo,
-            options: DeployOptions) -> tuple[dict[JobKey, Path], dict[JobKey, str]]:
+def prepare(config: RepoConfig, jobs: Sequence[Job], helm: HelmInfo, *, work_dir: Path,
+            env: Mapping[str, str]) -> tuple[dict[JobKey, Path], dict[JobKey, str]]:
     """Charts of every release, built once; on a failure, the error of each affected release."""
     try:
-        return prepare_charts(config, jobs, helm, options), {}
+        return prepare_charts(config, jobs, helm, work_dir=work_dir, env=env), {}
     except HubtasksError:
         pass  # find out which charts fail, so each release reports its own problem
     charts: dict[JobKey, Path] = {}
@@ -95,7 +95,7 @@ def prepare(config: RepoConfig, jobs: Sequence[Job], helm: HelmInfo,
         groups.setdefault(_chart_group(config, job), []).append(job)
     for group in groups.values():
         try:
-            charts.update(prepare_charts(config, group, helm, options))
+            charts.update(prepare_charts(config, group, helm, work_dir=work_dir, env=env))
         except HubtasksError as err:
             errors.update({j.key: f"chart not prepared: {err}" for j in group})
     return charts, errors
@@ -132,17 +132,17 @@ class _Checker:
 
     def _check(self, job: Job) -> list[ValidationResult]:
         with release_values(self.config, job, sops=self.sops,
-                            env=self.env) as (values, secrets):
+                            env=self.env) as (values, redactor):
             spec = ReleaseSpec(release=job.release, namespace=job.release,
                                chart_dir=self.charts[job.key], values_files=values)
             argvs = {Check.LINT: lint_argv(self.helm, spec),
                      Check.TEMPLATE: template_argv(self.helm, spec)}
-            return [self._run(job, check, argv, secrets) for check, argv in argvs.items()]
+            return [self._run(job, check, argv, redactor) for check, argv in argvs.items()]
 
     def _run(self, job: Job, check: Check, argv: list[str],
-             secrets: Sequence[str]) -> ValidationResult:
+             redactor: Redactor) -> ValidationResult:
         run = run_helm(argv, env=self.env, timeout=HELM_TIMEOUT, cancel=self.cancel,
-                       retries=0, secrets=secrets)
+                       retries=0, redactor=redactor)
         return _result(job, check, ok=bool(run), message="" if run else failure_message(run))
 
 
@@ -161,7 +161,7 @@ def validate_repo(config: RepoConfig, *, helm: HelmInfo, sops: Path | None,
     if jobs < 1:
         raise HubtasksError(f"--jobs must be at least 1, not {jobs}")
     releases = release_jobs(config, clusters)
-    charts, errors = prepare(config, releases, helm, DeployOptions(work_dir=work_dir, env=env))
+    charts, errors = prepare(config, releases, helm, work_dir=work_dir, env=env)
     cancel = threading.Event()
     checker = _Checker(config, helm=helm, sops=sops, env=env, charts=charts, cancel=cancel)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="validate")
@@ -182,52 +182,39 @@ def _outcomes(job: Job, futures: Mapping[JobKey, Future[list[ValidationResult]]]
     return futures[job.key].result()
 
 
+@dataclass(frozen=True, kw_only=True)
+class Validation:
+    """What `validate` checked and found."""
+
+    clusters: int
+    hubs: int
+    helm: HelmInfo
+    results: list[ValidationResult]
+
+
 def validate_command(repo: Path, *, clusters: Sequence[str] = (), jobs: int = 8,
-                     helm: Path | None = None, env: Mapping[str, str]) -> list[ValidationResult]:
-    """`validate`: load the config (ConfigError stops here), then run every helm check."""
+                     helm: Path | None = None, env: Mapping[str, str],
+                     on_start: Callable[[str], None] | None = None) -> Validation:
+    """`validate`: load the config (ConfigError stops here), then run every helm check.
+
+    `on_start` hears one line saying what is about to be checked.
+    """
     config = load_config(repo, clusters=list(clusters) or None)
     hubs = sum(len(c.hubs) for c in config.clusters.values())
-    helm_info = detect_helm(helm or helm_path(env=env), env=env)
+    helm_info = find_helm(env, explicit=helm)
     releases = release_jobs(config, clusters)
-    sops = sops_path(env=env) if needs_sops(config, releases) else None
-    print(f"config OK: {_count(len(config.clusters), 'cluster')}, {_count(hubs, 'hub')}; "
-          f"helm {helm_info.version}: lint + template of {_count(len(releases), 'release')}",
-          flush=True)
-    return validate_repo(config, helm=helm_info, sops=sops, env=env, jobs=jobs,
-                         work_dir=repo / ".hubtasks" / "work" / "validate", clusters=clusters)
+    sops = find_sops(env) if needs_sops(config, releases) else None
+    if on_start is not None:
+        on_start(f"config OK: {count(len(config.clusters), 'cluster')}, {count(hubs, 'hub')}; "
+                 f"helm {helm_info.version}: lint + template of "
+                 f"{count(len(releases), 'release')}")
+    results = validate_repo(config, helm=helm_info, sops=sops, env=env, jobs=jobs,
+                            work_dir=repo / ".hubtasks" / "work" / "validate", clusters=clusters)
+    return Validation(clusters=len(config.clusters), hubs=hubs, helm=helm_info, results=results)
 
 
-# ---------------------------------------------------------------------------- output
-
-
-def render_validation(results: Sequence[ValidationResult]) -> str:
-    """One row per release (lint, template), then each failure with helm's message."""
-    by_release: dict[JobKey, dict[Check, ValidationResult]] = {}
-    for result in results:
-        by_release.setdefault(result.key, {})[result.check] = result
-    rows = [[key.cluster, key.hub or "(support)",
-             *(_mark(checks.get(check)) for check in Check)]
-            for key, checks in by_release.items()]
-    parts = [tabulate(rows, headers=["cluster", "release", *Check])]
-    failed = [r for r in results if not r]
-    if failed:
-        parts.append(f"Failures ({len(failed)})")
-        parts += [f"{r.key} {r.check}:\n{_indent(r.message)}" for r in failed]
-    parts.append(f"{_count(len(by_release), 'release')}, {_count(len(results), 'check')}: "
-                 f"{len(results) - len(failed)} passed, {len(failed)} failed")
-    return "\n\n".join(parts) + "\n"
-
-
-def _count(n: int, noun: str) -> str:
+def count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-def _mark(result: ValidationResult | None) -> str:
-    return "" if result is None else "ok" if result else "FAILED"
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    {line}" for line in text.splitlines())
 
 
 def exit_code(results: Iterable[ValidationResult]) -> int:

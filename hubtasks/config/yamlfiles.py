@@ -13,7 +13,7 @@ import fastjsonschema
 import jsonschema
 import yaml
 
-from .model import HubtasksError
+from hubtasks.model import HubtasksError
 
 try:  # the C loader is ~10x faster, which matters for repos with thousands of hubs
     _Loader: Any = yaml.CSafeLoader
@@ -37,6 +37,9 @@ def read_yaml(root: Path, rel: str) -> Any:
         text = (root / rel).read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError([f"{rel}: cannot read: {err.strerror}"]) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"{rel}: not valid UTF-8 (byte {err.start}): save it as UTF-8"]) \
+            from None
     return parse_yaml(text, rel)
 
 
@@ -53,7 +56,7 @@ def parse_yaml(text: str, rel: str) -> Any:
 
 @cache
 def _schema(name: str) -> dict[str, Any]:
-    text = resources.files("hubtasks").joinpath(name).read_text(encoding="utf-8")
+    text = resources.files("hubtasks.config").joinpath(name).read_text(encoding="utf-8")
     return json.loads(text)  # type: ignore[no-any-return]
 
 

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .model import HubtasksError, Plan
-from .report import STAGE_TITLES, plan_markdown
+from hubtasks.model import HubtasksError, Plan
+from hubtasks.output.github import plan_markdown
+from hubtasks.output.tables import STAGE_TITLES
 
 PLAN_MARKER = "<!-- hubtasks-plan -->"
 COMMENT_LIMIT = 65536  # GitHub rejects issue comment bodies longer than this
@@ -217,3 +218,14 @@ def publish_plan_comment(plan: Plan, target: CommentTarget) -> Comment:
     """Render the plan comment and create or update it on the target PR."""
     body = plan_comment(plan, details_url=target.run_url)
     return upsert_comment(target.api_url, target.repo, target.pr_number, body, target.token)
+
+
+def post_plan_comment(plan: Plan, target: CommentTarget) -> str:
+    """Publish the comment; what happened, as a line to print (a read-only token warns)."""
+    try:
+        comment = publish_plan_comment(plan, target)
+    except GitHubError as err:
+        if err.status != 403:
+            raise
+        return f"::warning::plan comment skipped: the token is read-only (a fork's PR?): {err}"
+    return f"plan comment {'created' if comment.created else 'updated'}: {comment.url}"

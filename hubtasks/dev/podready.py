@@ -1,4 +1,4 @@
-"""Talking to local apiservers, and the pod-readiness loop that stands in for kubelets.
+"""The pod-readiness loop that stands in for kubelets on local control planes.
 
 There is no kubelet on a local control plane: this loop marks pods Running/Ready the way a
 kubelet would report them, except pods whose image contains a marker, which stay Pending so a
@@ -7,60 +7,13 @@ test can make a rollout fail.
 
 from __future__ import annotations
 
-import json
-import ssl
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .localk8s import LocalCluster
-
-# Loopback only, with the apiserver's self-signed certificate.
-INSECURE_TLS = ssl.create_default_context()
-INSECURE_TLS.check_hostname = False
-INSECURE_TLS.verify_mode = ssl.CERT_NONE
-# Never through a proxy from the environment: every request goes to 127.0.0.1.
-OPENER = urllib.request.build_opener(
-    urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=INSECURE_TLS)
-)
-
-
-# ---------------------------------------------------------------- HTTP to the apiserver
-
-
-def api_request(
-    server: str,
-    token: str,
-    path: str,
-    *,
-    method: str = "GET",
-    body: Any = None,
-    content_type: str = "application/json",
-    timeout: float = 5.0,
-) -> Any:
-    """One JSON request to an apiserver with a bearer token."""
-    data = None if body is None else json.dumps(body).encode()
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": content_type}
-    req = urllib.request.Request(server + path, data=data, headers=headers, method=method)
-    with OPENER.open(req, timeout=timeout) as resp:
-        return json.loads(resp.read() or b"null")
-
-
-def is_ready(url: str, token: str | None) -> bool:
-    """Whether a health URL answers 200 `ok`."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        req = urllib.request.Request(url, headers=headers)
-        with OPENER.open(req, timeout=2) as resp:
-            return bool(resp.status == 200)
-    except (OSError, urllib.error.URLError):
-        return False
-
+from hubtasks.dev.apiserver import LocalCluster, api_request
 
 # ---------------------------------------------------------------- pod readiness
 

@@ -1,0 +1,147 @@
+"""Local charts: the one reader of Chart.yaml dependencies, and the one walk of their graph.
+
+A chart's `file://` dependencies (2i2c: daskhub -> `file://../basehub`) make the charts a
+graph. Planning follows it to find every folder a release renders from (`chart_closure`);
+deploying builds dependencies first (`build_order`); loading refuses cycles (`find_cycle`).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CHART_FILE = "Chart.yaml"
+FILE_SCHEME = "file://"
+BUILD_ARTIFACTS = ("charts", "Chart.lock")  # written by `helm dependency build`
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    """A local chart folder and what it depends on."""
+
+    name: str
+    folder: str
+    file_deps: tuple[str, ...] = ()
+    has_deps: bool = False  # any dependency at all, local or remote
+    remote_count: int = 0
+
+    @property
+    def all_local(self) -> bool:
+        """Whether every dependency is a `file://` one (helm needs no repo refresh)."""
+        return self.has_deps and self.remote_count == 0
+
+
+def _dependencies(doc: Any) -> Iterator[dict[str, Any]]:
+    deps = doc.get("dependencies") if isinstance(doc, dict) else None
+    for dep in deps if isinstance(deps, list) else ():
+        if isinstance(dep, dict):
+            yield dep
+
+
+def _file_target(dep: Mapping[str, Any]) -> str | None:
+    repo = dep.get("repository")
+    if isinstance(repo, str) and repo.startswith(FILE_SCHEME):
+        return repo[len(FILE_SCHEME):]
+    return None
+
+
+def file_dependencies(doc: Any, folder: str) -> tuple[str, ...]:
+    """Repo-relative folders of a Chart.yaml document's `file://` dependencies.
+
+    `folder` is the repo-relative folder the document's relative paths start from; a target
+    that leaves the repository is dropped.
+    """
+    found = []
+    for dep in _dependencies(doc):
+        target = _file_target(dep)
+        if target is not None:
+            joined = posixpath.normpath(posixpath.join(folder, target))
+            if not (joined == ".." or joined.startswith("../") or target.startswith("/")):
+                found.append(joined)
+    return tuple(found)
+
+
+def chart_from_doc(doc: Any, folder: str) -> Chart:
+    """A Chart record from its parsed Chart.yaml."""
+    deps = list(_dependencies(doc))
+    local = file_dependencies(doc, folder)
+    return Chart(name=posixpath.basename(folder), folder=folder, file_deps=local,
+                 has_deps=bool(deps), remote_count=sum(_file_target(d) is None for d in deps))
+
+
+def with_absolute_file_deps(doc: Any, folder: Path) -> Any:
+    """The document with its `file://` dependencies pointed at absolute paths under `folder`.
+
+    A chart_override copied elsewhere keeps resolving its dependencies where they are.
+    """
+    for dep in _dependencies(doc):
+        target = _file_target(dep)
+        if target is not None:
+            dep["repository"] = f"{FILE_SCHEME}{(folder / target).resolve()}"
+    return doc
+
+
+# ---------------------------------------------------------------------------- the graph
+
+
+def chart_closure(charts: Mapping[str, Chart], start: str,
+                  override_deps: tuple[str, ...] | None = None) -> list[str]:
+    """`start` and its local dependency folders, recursively, depth-first, each once.
+
+    `override_deps` replaces the dependencies of `start` (a hub's chart_override).
+    """
+    seen: list[str] = []
+    pending = [start]
+    while pending:
+        folder = pending.pop()
+        if folder in seen:
+            continue
+        seen.append(folder)
+        deps = override_deps if folder == start and override_deps is not None else None
+        if deps is None:
+            known = charts.get(folder)
+            deps = known.file_deps if known else ()
+        pending.extend(reversed(deps))
+    return seen
+
+
+def build_order(charts: Mapping[str, Chart], folders: Sequence[str]) -> list[str]:
+    """`folders` and their local dependencies, dependencies first, each folder once."""
+    order: list[str] = []
+
+    def visit(folder: str, stack: tuple[str, ...]) -> None:
+        if folder in order or folder in stack:  # cycles are refused when loading
+            return
+        for dep in charts[folder].file_deps if folder in charts else ():
+            visit(dep, (*stack, folder))
+        order.append(folder)
+
+    for folder in folders:
+        visit(folder, ())
+    return order
+
+
+def find_cycle(charts: Mapping[str, Chart]) -> list[str] | None:
+    """A dependency cycle among local charts (`[a, b, a]`), or None."""
+    done: set[str] = set()
+
+    def visit(folder: str, stack: list[str]) -> list[str] | None:
+        if folder in stack:
+            return [*stack[stack.index(folder):], folder]
+        if folder in done or folder not in charts:
+            return None
+        for dep in charts[folder].file_deps:
+            cycle = visit(dep, [*stack, folder])
+            if cycle:
+                return cycle
+        done.add(folder)
+        return None
+
+    for folder in sorted(charts):
+        cycle = visit(folder, [])
+        if cycle:
+            return cycle
+    return None

@@ -1,0 +1,125 @@
+"""The config records: settings, clusters, hubs, charts, and the loaded repo.
+
+Paths in these records are repo-relative POSIX paths; loading (load.py) checks them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hubtasks.config.charts import Chart, chart_closure
+from hubtasks.model import HubtasksError
+
+SETTINGS_FILE = "hubtasks.yaml"
+CLUSTER_FILE = "cluster.yaml"
+PROVIDERS_WITH_BLOCK = ("gcp", "aws", "azure", "kubeconfig")
+
+
+def is_staging(entry: Mapping[str, Any]) -> bool:
+    """`staging: true/false` when given; otherwise 2i2c's rule: the name contains 'staging'."""
+    flag = entry.get("staging")
+    if isinstance(flag, bool):
+        return flag
+    return "staging" in str(entry.get("name", ""))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Repository settings from the optional `hubtasks.yaml` at the repo root."""
+
+    clusters_dir: str = "config/clusters"
+    charts_dir: str = "helm-charts"
+    exclude_clusters: tuple[str, ...] = ("templates",)
+    deploy_all_hubs_on: tuple[str, ...] = ()
+    deploy_all_support_on: tuple[str, ...] = ()
+    support_chart: str = "support"
+    kubeconfig_dir: str = ".hubtasks/kubeconfigs"
+
+    def cluster_file(self, cluster: str) -> str:
+        return f"{self.clusters_dir}/{cluster}/{CLUSTER_FILE}"
+
+    def chart_folder(self, chart: str) -> str:
+        return f"{self.charts_dir}/{chart}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hub:
+    """One JupyterHub release. Paths are repo-relative POSIX paths."""
+
+    name: str
+    cluster: str
+    chart: str
+    domain: str
+    values_files: tuple[str, ...]
+    staging: bool
+    chart_override: str | None = None
+    domain_override_file: str | None = None
+    display_name: str = ""
+    override_deps: tuple[str, ...] | None = None
+    entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Support:
+    """A cluster's support release."""
+
+    values_files: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Cluster:
+    """One cluster folder: its connection, support release and hubs."""
+
+    name: str
+    provider: str
+    folder: str
+    hubs: tuple[Hub, ...]
+    support: Support | None = None
+    credential_files: tuple[str, ...] = ()
+    kube_context: str | None = None
+    doc: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def config_file(self) -> str:
+        return f"{self.folder}/{CLUSTER_FILE}"
+
+    def hub(self, name: str) -> Hub:
+        for hub in self.hubs:
+            if hub.name == name:
+                return hub
+        raise HubtasksError(f"cluster {self.name!r} has no hub {name!r} (see {self.config_file})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RepoConfig:
+    """Everything loaded from one checkout."""
+
+    root: Path
+    settings: Settings
+    clusters: Mapping[str, Cluster]
+    charts: Mapping[str, Chart]
+
+    def cluster(self, name: str) -> Cluster:
+        try:
+            return self.clusters[name]
+        except KeyError:
+            known = ", ".join(sorted(self.clusters)) or "none"
+            raise HubtasksError(f"unknown cluster {name!r} (known: {known})") from None
+
+    def release_values(self, cluster: str, hub: str | None) -> tuple[str, ...]:
+        """A release's values files, in order (hub None: the cluster's support release)."""
+        found = self.cluster(cluster)
+        if hub is not None:
+            return found.hub(hub).values_files
+        return found.support.values_files if found.support else ()
+
+    def hubs(self) -> Iterator[Hub]:
+        for cluster in self.clusters.values():
+            yield from cluster.hubs
+
+    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None) -> list[str]:
+        """The chart folder and its local dependency folders, recursively, in order."""
+        return chart_closure(self.charts, self.settings.chart_folder(chart), override_deps)

@@ -1,0 +1,1 @@
+"""Deploying: the scheduler, the job runner, chart preparation, values and credentials."""

@@ -1,0 +1,119 @@
+"""Doing one job: resolve a planned release to files, credentials and a helm command, run it.
+
+The scheduler decides *when* jobs run; the runner decides *how* one runs. Everything a helm
+process needs is passed to it explicitly (argv and env): nothing here touches os.environ or
+the current directory, so jobs run safely in threads.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.credentials import Credentials
+from hubtasks.deploying.values import release_digest, release_values
+from hubtasks.helm import (
+    HelmInfo,
+    HelmOptions,
+    HelmRun,
+    ReleaseSpec,
+    describe_release,
+    run_helm,
+    template_argv,
+    upgrade_argv,
+)
+from hubtasks.model import INTERRUPTED, HubtasksError, Job, JobKey, JobResult, Status, utc_now
+from hubtasks.options import DeployOptions
+from hubtasks.output.logs import JobLog, job_log_path
+from hubtasks.secrets import Redactor
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Outcome:
+    """What one job came to, before it is stamped with times into a JobResult."""
+
+    status: Status
+    attempts: int = 0
+    exit_code: int | None = None
+    error: str = ""
+    reason: str = ""
+
+
+def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
+    if run:
+        return _Outcome(status=Status.SUCCEEDED, attempts=run.attempts, exit_code=0)
+    if run.cancelled:
+        return _Outcome(status=Status.CANCELLED, attempts=run.attempts,
+                        exit_code=run.exit_code, reason=INTERRUPTED)
+    error = run.error
+    if run.timed_out:
+        error = f"timed out after {timeout:.0f}s; {error}"
+    return _Outcome(status=Status.FAILED, attempts=run.attempts, exit_code=run.exit_code,
+                    error=error)
+
+
+class HelmRunner:
+    """The scheduler's Runner: one job in, one JobResult out. Thread-safe."""
+
+    def __init__(self, config: RepoConfig, *, head: str | None, helm: HelmInfo,
+                 options: DeployOptions, charts: Mapping[JobKey, Path],
+                 credentials: Credentials, sops: Path | None) -> None:
+        self.config, self.head, self.helm, self.options = config, head, helm, options
+        self.charts, self.credentials, self.sops = charts, credentials, sops
+        self.helm_options = HelmOptions(timeout=options.timeout, wait=True,
+                                        atomic=options.atomic, history_max=options.history_max)
+
+    def __call__(self, job: Job, cancel: threading.Event) -> JobResult:
+        started, clock = utc_now(), time.monotonic()
+        path = job_log_path(self.options.log_dir, job)
+        with JobLog(path) as log:
+            try:
+                outcome = self._run(job, cancel, log)
+            except HubtasksError as err:
+                log.note(f"error: {err}")
+                outcome = _Outcome(status=Status.FAILED, error=str(err))
+        return JobResult(stage=job.stage, cluster=job.cluster, hub=job.hub, started_at=started,
+                         ended_at=utc_now(), duration=round(time.monotonic() - clock, 3),
+                         log=str(path), head=self.head, status=outcome.status,
+                         attempts=outcome.attempts, exit_code=outcome.exit_code,
+                         error=outcome.error, reason=outcome.reason)
+
+    def spec(self, job: Job, values: Sequence[Path]) -> ReleaseSpec:
+        cluster = self.config.cluster(job.cluster)
+        kubeconfig, context = (None, None) if self.options.dry_run else \
+            self.credentials.for_cluster(cluster)
+        return ReleaseSpec(release=job.release, namespace=job.release,
+                           chart_dir=self.charts[job.key], values_files=tuple(values),
+                           kubeconfig=kubeconfig, kube_context=context)
+
+    def argv(self, job: Job, spec: ReleaseSpec) -> list[str]:
+        if self.options.dry_run:
+            return template_argv(self.helm, spec)
+        description = describe_release(self.head or "worktree", release_digest(self.config, job))
+        return upgrade_argv(self.helm, spec, self.helm_options, description=description)
+
+    def _run(self, job: Job, cancel: threading.Event, log: JobLog) -> _Outcome:
+        with release_values(self.config, job, sops=self.sops,
+                            env=self.options.env) as (values, redactor):
+            argv = self.argv(job, self.spec(job, values))
+            logger.info("$ %s", shlex.join(redactor.argv(argv)))
+            timeout = self.options.timeout + self.options.kill_grace
+            run = run_helm(argv, env=self.options.env, timeout=timeout, log=log, cancel=cancel,
+                           retries=self.options.retries, backoff=self.options.backoff,
+                           redactor=redactor)
+        if not run:
+            logger.warning("helm %s after %d attempt(s): %s", run.outcome.describe(),
+                           run.attempts, _redacted_first(run.error, redactor))
+        return _outcome_of(run, timeout)
+
+
+def _redacted_first(text: str, redactor: Redactor) -> str:
+    return redactor(text.splitlines()[0]) if text.strip() else "(no error output)"

@@ -1,0 +1,92 @@
+"""What each deploy task does: pick its jobs from the plan, load their clusters, run them.
+
+One function per task (`canary`, `prod`, `deploy-all`, `deploy-hub`/`deploy-support`), each
+returning its results for the task to print; the schedule is passed as a function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from hubtasks.binaries import find_helm
+from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.scheduler import run_canary, run_pipelined, run_prod, run_staged
+from hubtasks.deploying.session import load_for, run_jobs, select_jobs
+from hubtasks.model import HubtasksError, Job, JobResult, Plan, Stage
+from hubtasks.options import PlanOptions, RunOptions
+from hubtasks.planning.planfile import load_plan, save_plan
+from hubtasks.planning.repo import plan_repo, resolve_ref
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageRun:
+    """What a stage did: the plan it ran from and every job's result, in plan order."""
+
+    plan: Plan
+    results: list[JobResult]
+
+
+def canary(options: RunOptions, clusters: Sequence[str] = ()) -> StageRun:
+    """Per cluster, support then staging hubs; clusters in parallel."""
+    plan = load_plan(options.plan)
+    jobs = select_jobs(plan, stages=(Stage.SUPPORT, Stage.STAGING), clusters=clusters)
+    config = load_for(options.repo, (j.cluster for j in jobs))
+    return StageRun(plan=plan, results=run_jobs(config, plan, jobs, options, run_canary))
+
+
+def prod(options: RunOptions, clusters: Sequence[str] = (), ids: Sequence[str] = ()) -> StageRun:
+    """Prod hubs, bounded globally and per cluster."""
+    plan = load_plan(options.plan)
+    jobs = select_jobs(plan, stages=(Stage.PROD,), clusters=clusters, ids=ids)
+    config = load_for(options.repo, (j.cluster for j in jobs))
+    return StageRun(plan=plan, results=run_jobs(config, plan, jobs, options, run_prod))
+
+
+def hub_ids(clusters: Sequence[str], hubs: Sequence[str]) -> list[str]:
+    """`--cluster C --hub H ...` as `C/H` ids."""
+    if not hubs:
+        return []
+    if len(clusters) != 1:
+        raise HubtasksError("--hub needs exactly one --cluster")
+    return [f"{clusters[0]}/{hub}" for hub in hubs]
+
+
+def deploy_all(options: RunOptions, plan_options: PlanOptions, *, pipelined: bool,
+               on_plan: Callable[[Plan], None] | None = None) -> StageRun:
+    """Plan, then canary, filter and prod in one process; the plan is saved first.
+
+    `on_plan` hears the plan before any job starts (to show it).
+    """
+    find_helm(options.env, explicit=options.helm)  # fail before planning, not after
+    config, plan = plan_repo(options.repo, plan_options)
+    save_plan(plan, options.plan)
+    if on_plan is not None:
+        on_plan(plan)
+    schedule = run_pipelined if pipelined else run_staged
+    return StageRun(plan=plan, results=run_jobs(config, plan, list(plan.jobs), options,
+                                                schedule))
+
+
+def manual_plan(config: RepoConfig, cluster: str, hub: str | None) -> Plan:
+    """A one-job plan for `deploy-hub` / `deploy-support`."""
+    found = config.cluster(cluster)
+    if hub is None:
+        if found.support is None:
+            raise HubtasksError(f"cluster {cluster!r} has no support release "
+                                f"(no `support:` in {found.config_file})")
+        job = Job(stage=Stage.SUPPORT, cluster=cluster, hub=None,
+                  chart=config.settings.support_chart, reasons=("manual deploy",))
+    else:
+        entry = found.hub(hub)
+        job = Job(stage=Stage.STAGING if entry.staging else Stage.PROD, cluster=cluster,
+                  hub=hub, chart=entry.chart, reasons=("manual deploy",))
+    return Plan(base=None, head=resolve_ref(config.root, "HEAD"), jobs=(job,))
+
+
+def deploy_one(options: RunOptions, cluster: str, hub: str | None) -> StageRun:
+    """Upgrade one release now, whatever the plan says."""
+    config = load_for(options.repo, [cluster])
+    plan = manual_plan(config, cluster, hub)
+    return StageRun(plan=plan, results=run_jobs(config, plan, list(plan.jobs), options,
+                                                run_prod))

@@ -1,0 +1,199 @@
+"""The options of a run, built once from task flags and the `hubtasks` invoke config.
+
+Each task hands its flags here (`run_options(c, locals())`) and passes the one record on;
+nothing downstream reads flags, invoke config or `os.environ` again. A flag left unset falls
+back to the invoke config (`invoke.yaml` under `hubtasks:`, or `INVOKE_HUBTASKS_*`
+variables), then to DEFAULTS.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from hubtasks.duration import parse_duration, positive_duration
+from hubtasks.model import HubtasksError
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanOptions:
+    """What the user asked `plan` for."""
+
+    base: str = "main"
+    head: str = "HEAD"
+    worktree: bool = False
+    files: tuple[str, ...] | None = None
+    labels: tuple[str, ...] = ()
+    everything: bool = False
+
+DEFAULTS: dict[str, Any] = {
+    "repo": ".",
+    "base": "main",
+    "results": ".hubtasks/results.json",
+    "plan": ".hubtasks/plan.json",
+    "log_dir": ".hubtasks/logs",
+    "work_dir": ".hubtasks/work",
+    "jobs": 8,
+    "per_cluster": 4,
+    "canary_workers": 8,
+    "timeout": "10m",
+    "kill_grace": "60s",
+    "retries": 2,
+    "backoff": "5s",
+    "history_max": 10,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeployOptions:
+    """How each release is deployed."""
+
+    timeout: float = 600.0  # helm's --timeout, seconds
+    kill_grace: float = 60.0  # after helm's own timeout, before hubtasks kills it
+    atomic: bool = True
+    history_max: int = 10
+    retries: int = 2
+    backoff: float = 5.0
+    dry_run: bool = False
+    log_dir: Path = Path(".hubtasks/logs")
+    work_dir: Path = Path(".hubtasks/work")
+    kubeconfig_dir: Path | None = None
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """How many helm processes run at once."""
+
+    jobs: int = 8  # prod upgrades at once, in all
+    per_cluster: int = 4  # prod upgrades at once on one cluster
+    canary_workers: int = 8  # clusters whose canary runs at once
+
+    def __post_init__(self) -> None:
+        for name in ("jobs", "per_cluster", "canary_workers"):
+            if getattr(self, name) < 1:
+                raise HubtasksError(f"--{name.replace('_', '-')} must be at least 1, "
+                                    f"not {getattr(self, name)}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Everything a deploy task needs, resolved: paths absolute, times in seconds."""
+
+    repo: Path
+    plan: Path
+    results: Path
+    deploy: DeployOptions
+    limits: Limits
+    helm: Path | None = None
+    verbose: bool = False
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        return self.deploy.env
+
+
+class Flags:
+    """Flag values with the invoke-config fallback."""
+
+    def __init__(self, config: Mapping[str, Any], flags: Mapping[str, Any]) -> None:
+        self.config, self.flags = config, flags
+
+    def get(self, name: str) -> Any:
+        value = self.flags.get(name)
+        if value is not None:
+            return value
+        return self.config.get(name, DEFAULTS.get(name))
+
+    def path(self, name: str, root: Path) -> Path:
+        path = Path(self.get(name)).expanduser()
+        return path if path.is_absolute() else root / path
+
+    def integer(self, name: str) -> int:
+        value = self.get(name)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise HubtasksError(f"--{name.replace('_', '-')} must be a whole number, "
+                                f"not {value!r}") from None
+
+
+def hubtasks_config(c: Any) -> Mapping[str, Any]:
+    """The `hubtasks` tree of an invoke Context's config (empty outside invoke)."""
+    config = getattr(c, "config", None)
+    return dict(config.get("hubtasks", {})) if config is not None else {}
+
+
+def repo_root(c: Any, flags: Mapping[str, Any]) -> Path:
+    """The config repo a task works on."""
+    return Path(Flags(hubtasks_config(c), flags).get("repo")).resolve()
+
+
+def environment() -> dict[str, str]:
+    """A snapshot of the environment, taken once in the main thread for subprocesses."""
+    return dict(os.environ)
+
+
+def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs") -> RunOptions:
+    """The RunOptions of a deploy task from its flags (`locals()` of the task).
+
+    `jobs_means` says which limit a task's `--jobs` sets (canary: `canary_workers`).
+    """
+    flags = dict(flags)
+    if jobs_means != "jobs":
+        flags[jobs_means], flags["jobs"] = flags.get("jobs") or flags.get(jobs_means), None
+    s = Flags(hubtasks_config(c), flags)
+    root = Path(s.get("repo")).resolve()
+    deploy = DeployOptions(
+        timeout=positive_duration(s.get("timeout"), what="--timeout"),
+        kill_grace=parse_duration(s.get("kill_grace"), what="--kill-grace"),
+        atomic=bool(flags.get("atomic", True)), history_max=s.integer("history_max"),
+        retries=s.integer("retries"), backoff=parse_duration(s.get("backoff"), what="backoff"),
+        dry_run=bool(flags.get("dry_run")), log_dir=s.path("log_dir", root),
+        work_dir=s.path("work_dir", root),
+        kubeconfig_dir=s.path("kubeconfig_dir", root) if s.get("kubeconfig_dir") else None,
+        env=environment())
+    limits = Limits(jobs=s.integer("jobs"), per_cluster=s.integer("per_cluster"),
+                    canary_workers=s.integer("canary_workers"))
+    helm = flags.get("helm")
+    return RunOptions(repo=root, plan=s.path("plan", root), results=s.path("results", root),
+                      deploy=deploy, limits=limits, helm=Path(helm) if helm else None,
+                      verbose=bool(flags.get("verbose")))
+
+
+def split_list(values: Iterable[str] | None) -> list[str]:
+    """Flatten repeatable options whose values may also be comma/space separated."""
+    out: list[str] = []
+    for value in values or ():
+        out.extend(v for v in value.replace(",", " ").split() if v)
+    return out
+
+
+def file_list(files: Iterable[str] | None, files_from: str | None,
+              stdin: TextIO | None = None) -> tuple[str, ...] | None:
+    """Changed files from `--files` (one per line) and `--files-from FILE` (`-`: stdin)."""
+    if not files and files_from is None:
+        return None
+    lines = [line for value in files or () for line in value.splitlines()]
+    if files_from == "-":
+        lines += (stdin or sys.stdin).read().splitlines()
+    elif files_from:
+        try:
+            lines += Path(files_from).read_text(encoding="utf-8").splitlines()
+        except OSError as err:
+            raise HubtasksError(f"cannot read --files-from {files_from}: {err.strerror}") from None
+    return tuple(lines)
+
+
+def plan_options(c: Any, flags: Mapping[str, Any]) -> PlanOptions:
+    """What to plan, from the flags of `plan` / `deploy-all`."""
+    s = Flags(hubtasks_config(c), flags)
+    return PlanOptions(base=s.get("base"), head=flags.get("head") or "HEAD",
+                       worktree=bool(flags.get("worktree")),
+                       files=file_list(flags.get("files"), flags.get("files_from")),
+                       labels=tuple(flags.get("label") or ()),
+                       everything=bool(flags.get("everything")))

@@ -1,0 +1,1 @@
+"""Output: console progress, tables, logs, GitHub outputs and PR comments."""

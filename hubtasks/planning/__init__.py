@@ -1,0 +1,1 @@
+"""Planning: git changes, cluster.yaml semantics, the pure planner and plan files."""

@@ -1,0 +1,73 @@
+"""Changed files as data: git's name-status entries, or a list CI passed. Pure."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "T": "changed type",
+                "R": "renamed", "C": "copied", "U": "unmerged", "X": "changed"}
+
+
+@dataclass(frozen=True, kw_only=True, order=True)
+class ChangedFile:
+    """One entry of `git diff --name-status -M`: a status letter and the path(s)."""
+
+    path: str
+    status: str = "M"
+    old_path: str | None = None
+
+    def describe(self, path: str | None = None) -> str:
+        """A reason fragment such as `a/b.yaml modified` or `a.yaml renamed to b.yaml`."""
+        if self.old_path is not None and path == self.old_path:
+            return f"{self.old_path} {STATUS_WORDS.get(self.status, 'changed')} to {self.path}"
+        if self.old_path is not None:
+            return f"{self.path} {STATUS_WORDS.get(self.status, 'changed')} from {self.old_path}"
+        return f"{path or self.path} {STATUS_WORDS.get(self.status, 'changed')}"
+
+    def paths(self) -> tuple[str, ...]:
+        """Every path this change touches (both sides of a rename)."""
+        return (self.path,) if self.old_path is None else (self.old_path, self.path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChangeSet:
+    """What changed between `base` (the merge-base) and `head`."""
+
+    files: tuple[ChangedFile, ...]
+    base: str | None = None
+    head: str | None = None
+
+
+def parse_name_status(text: str) -> list[ChangedFile]:
+    """Parse `git diff --name-status -z` output (NUL-separated fields)."""
+    fields = text.split("\0")
+    out: list[ChangedFile] = []
+    i = 0
+    while i < len(fields) and fields[i]:
+        status = fields[i][0]
+        if status in "RC":
+            out.append(ChangedFile(status=status, old_path=fields[i + 1], path=fields[i + 2]))
+            i += 3
+        else:
+            out.append(ChangedFile(status=status, path=fields[i + 1]))
+            i += 2
+    return out
+
+
+def files_from_list(paths: Iterable[str]) -> tuple[ChangedFile, ...]:
+    """Changed files given by CI: plain paths, or `STATUS<TAB>path[<TAB>new]` lines."""
+    out: set[ChangedFile] = set()
+    for raw in paths:
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) >= 2 and parts[0][:1] in STATUS_WORDS and len(parts[0]) <= 4:
+            if parts[0][0] in "RC" and len(parts) == 3:
+                out.add(ChangedFile(status=parts[0][0], old_path=parts[1], path=parts[2]))
+            else:
+                out.add(ChangedFile(status=parts[0][0], path=parts[1]))
+        else:
+            out.add(ChangedFile(status="M", path=line.removeprefix("./")))
+    return tuple(sorted(out))

@@ -1,0 +1,122 @@
+"""Running git for planning: resolving refs, diffs and files at a base. The one git caller."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hubtasks import proc
+from hubtasks.model import HubtasksError
+from hubtasks.planning.changes import ChangedFile, ChangeSet, parse_name_status
+
+GIT_TIMEOUT = 300.0
+# A ref that names a commit relative to another (HEAD~1, main^2, @{u}): nothing to fetch by name.
+RELATIVE_REF_RE = re.compile(r"[~^@]|^[0-9a-f]{7,40}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class GitResult:
+    """What one git command printed and how it exited."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def fetch_hint(ref: str) -> str:
+    """How to make `ref` available: fetch a branch by name, or deepen for relative refs."""
+    if RELATIVE_REF_RE.search(ref):
+        return ("fetch more history first (`git fetch --unshallow`, or actions/checkout with "
+                "fetch-depth: 0), or pass a ref that exists here")
+    return (f"fetch it first, e.g. `git fetch origin {ref}:{ref}`, or check out with full "
+            "history (actions/checkout with fetch-depth: 0)")
+
+
+class Git:
+    """Runs git in one repository, turning failures into HubtasksError."""
+
+    def __init__(self, repo: Path, env: Mapping[str, str] | None = None) -> None:
+        self.repo = repo
+        self.env = dict(os.environ if env is None else env)
+
+    def run(self, *args: str, check: bool = True) -> GitResult:
+        outcome = proc.run(["git", "-C", str(self.repo), *args], env=self.env,
+                           timeout=GIT_TIMEOUT, keep_stdout=True)
+        if outcome.start_error:
+            raise HubtasksError("git is not installed (needed to find changed files; or pass "
+                                "--files)")
+        if check and not outcome:
+            raise HubtasksError(f"git {' '.join(args)} {outcome.describe()}: "
+                                f"{outcome.output.strip()}")
+        return GitResult(returncode=-1 if outcome.exit_code is None else outcome.exit_code,
+                         stdout=outcome.stdout.decode("utf-8", "replace"),
+                         stderr=outcome.output)
+
+    def out(self, *args: str) -> str:
+        return self.run(*args).stdout.strip()
+
+    def is_shallow(self) -> bool:
+        done = self.run("rev-parse", "--is-shallow-repository", check=False)
+        return done.stdout.strip() == "true"
+
+    def try_resolve(self, ref: str) -> str | None:
+        """The commit SHA of `ref`, or None when git doesn't know it (or no repo)."""
+        done = self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def resolve(self, ref: str, role: str) -> str:
+        """The commit SHA of `ref`, or an error that says how to make it available."""
+        sha = self.try_resolve(ref)
+        if sha is not None:
+            return sha
+        if self.run("rev-parse", "--git-dir", check=False).returncode != 0:
+            raise HubtasksError(f"{self.repo} is not a git repository (pass --repo, or --files)")
+        hint = fetch_hint(ref)
+        if self.is_shallow():
+            hint = ("this is a shallow clone: check out with full history (actions/checkout "
+                    f"with fetch-depth: 0) or `git fetch --unshallow`, and fetch {ref}")
+        raise HubtasksError(f"{role} {ref!r} is not a known commit in {self.repo}: {hint}")
+
+    def merge_base(self, base: str, head: str, base_ref: str) -> str:
+        done = self.run("merge-base", base, head, check=False)
+        if done.returncode == 0:
+            return done.stdout.strip()
+        hint = "the two commits share no history"
+        if self.is_shallow():
+            hint = ("this is a shallow clone without their common ancestor: check out with full "
+                    "history (actions/checkout with fetch-depth: 0) or `git fetch --unshallow`")
+        raise HubtasksError(f"cannot find a merge-base of {base_ref!r} and HEAD: {hint}")
+
+    def show(self, rev: str, path: str) -> str | None:
+        """A file's text at `rev`, or None when it does not exist there."""
+        done = self.run("show", f"{rev}:{path}", check=False)
+        return done.stdout if done.returncode == 0 else None
+
+
+def changed_files(repo: Path, *, base: str, head: str = "HEAD",
+                  worktree: bool = False) -> ChangeSet:
+    """Files changed from the merge-base of `base` and `head` to `head` (or the work tree)."""
+    git = Git(repo)
+    base_sha = git.resolve(base, "base")
+    head_sha = git.resolve(head, "head")
+    merge_base = git.merge_base(base_sha, head_sha, base)
+    args = ["diff", "--name-status", "-z", "-M", merge_base]
+    if not worktree:
+        args.append(head_sha)
+    files = parse_name_status(git.run(*args).stdout)
+    if worktree:
+        untracked = git.run("ls-files", "-z", "--others", "--exclude-standard").stdout
+        files += [ChangedFile(status="A", path=p) for p in untracked.split("\0") if p]
+    return ChangeSet(files=tuple(sorted(set(files))), base=merge_base,
+                     head=None if worktree else head_sha)
+
+
+def base_texts(repo: Path, rev: str | None, paths: Sequence[str]) -> dict[str, str | None]:
+    """The text of each path at `rev` (None where absent); empty when there's no rev."""
+    if rev is None:
+        return {}
+    git = Git(repo)
+    return {p: git.show(rev, p) for p in paths}

@@ -1,0 +1,122 @@
+"""What a cluster.yaml means for its releases: the keys that reach helm, and semantic diffs.
+
+cluster.yaml is compared by meaning, not as a file: editing one hub's entry concerns that hub;
+editing the connection (`provider` and its block) concerns every release of the cluster;
+purely descriptive keys (`display_name`, `uptime_check`, `metadata`, `provider_url`,
+`tenancy`, a provider's `billing`) concern none; reordering hubs concerns none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from hubtasks.config.model import PROVIDERS_WITH_BLOCK, Cluster, Hub, is_staging
+
+# Keys that describe a cluster or hub but never reach helm: editing them plans nothing.
+DESCRIPTIVE_PROVIDER_KEYS = frozenset({"billing"})
+DESCRIPTIVE_HUB_KEYS = frozenset({"display_name", "uptime_check"})
+SUMMARY_LIMIT = 3
+
+
+class _Unknown:
+    """Marks a cluster.yaml whose base version can't be read (e.g. --files without git)."""
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN: Any = _Unknown()
+
+
+def summarize(label: str, items: Sequence[str]) -> str:
+    """`label: a, b, c and N more` — bounded, so one reason never grows with the repo."""
+    shown = ", ".join(items[:SUMMARY_LIMIT])
+    more = len(items) - SUMMARY_LIMIT
+    return f"{label}: {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+def connection_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The keys of a cluster.yaml that decide how to reach the cluster."""
+    view: dict[str, Any] = {"provider": doc.get("provider")}
+    for key in PROVIDERS_WITH_BLOCK:
+        block = doc.get(key)
+        if isinstance(block, dict):
+            view[key] = {k: v for k, v in block.items() if k not in DESCRIPTIVE_PROVIDER_KEYS}
+        elif block is not None:
+            view[key] = block
+    return view
+
+
+def hub_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A hub entry without its descriptive keys, with the effective staging flag."""
+    view = {k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS}
+    view["staging"] = is_staging(entry)
+    return view
+
+
+def hub_entries(doc: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
+    """Hub entries of a raw cluster.yaml document by name (tolerates malformed docs)."""
+    if not isinstance(doc, Mapping):
+        return {}
+    hubs = doc.get("hubs")
+    entries = hubs if isinstance(hubs, list) else []
+    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+
+
+def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted key paths whose values differ between two YAML documents."""
+    if isinstance(old, Mapping) and isinstance(new, Mapping):
+        keys = sorted(set(old) | set(new), key=str)
+        out: list[str] = []
+        for key in keys:
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key not in old or key not in new:
+                out.append(path)
+            else:
+                out.extend(diff_keys(old[key], new[key], path))
+        return out
+    return [] if old == new else [prefix or "(document)"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterDiff:
+    """What a cluster.yaml change means for each of the cluster's releases."""
+
+    all_releases: tuple[str, ...] = ()
+    support: tuple[str, ...] = ()
+    hubs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    removed_hubs: tuple[str, ...] = ()
+
+
+def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
+    """Compare a cluster's base and head cluster.yaml semantically."""
+    rel = cluster.config_file
+    if base_doc is UNKNOWN:
+        return ClusterDiff(all_releases=(f"{rel} changed (base version unknown: "
+                                         "planning every release)",))
+    if base_doc is None:
+        return ClusterDiff(all_releases=("new cluster",))
+    if not isinstance(base_doc, Mapping):
+        return ClusterDiff(all_releases=(f"{rel} was unreadable at base",))
+    conn = diff_keys(connection_view(base_doc), connection_view(cluster.doc))
+    all_reasons = (summarize(f"{rel}: connection changed", conn),) if conn else ()
+    old_support, new_support = base_doc.get("support"), cluster.doc.get("support")
+    support: tuple[str, ...] = ()
+    if old_support is None and new_support is not None:
+        support = ("new support release",)
+    elif old_support != new_support:
+        support = (summarize(f"{rel}: support changed", diff_keys(old_support, new_support)),)
+    old_hubs = hub_entries(base_doc)
+    hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
+    removed = tuple(sorted(set(old_hubs) - {h.name for h in cluster.hubs}))
+    return ClusterDiff(all_releases=all_reasons, support=support,
+                       hubs={k: v for k, v in hubs.items() if v}, removed_hubs=removed)
+
+
+def _hub_diff(rel: str, hub: Hub, old: Mapping[str, Any] | None) -> tuple[str, ...]:
+    if old is None:
+        return ("new hub",)
+    keys = diff_keys(hub_view(old), hub_view(hub.entry))
+    return (summarize(f"{rel}: hubs[{hub.name}] changed", keys),) if keys else ()
