@@ -1,11 +1,11 @@
 #!/bin/bash
 # Copy of shared/envtest/build-from-debian.sh (credits: the shared/envtest authors), kept in the
-# repo so a machine without ../shared can still build the envtest binaries. hubtasks.tools runs it
+# repo so a machine without ../shared can still build the envtest binaries. hubtasks.dev.envtest runs it
 # only when neither KUBEBUILDER_ASSETS nor a shared/envtest folder provides them.
 #
 # Rebuilds kube-apiserver and kube-controller-manager v1.20.2 from Debian bookworm's
 # `kubernetes` source package (full upstream tree with vendor/), using Debian's Go 1.19.
-# Cold build: about 9-11 minutes on 2 cores, ~3.5 GB of scratch space.
+# Cold build: about 16 minutes on 2 cores (measured by a user on a fresh clone), ~3.5 GB scratch.
 # usage: build-from-debian.sh OUTDIR   (WORK=scratch dir, default $TMPDIR/k8s-debsrc)
 set -euo pipefail
 OUT=${1:?usage: build-from-debian.sh OUTDIR}; WORK=${WORK:-${TMPDIR:-/tmp}/k8s-debsrc}
