@@ -93,8 +93,8 @@ def world(request: pytest.FixtureRequest, helm_bins: dict[int, Path],
         clusters.stop()
 
 
-def _chart(world: World) -> str:
-    return str(world.repo / "helm-charts/basehub")
+def _chart(world: World, name: str = "basehub") -> str:
+    return str(world.repo / "helm-charts" / name)
 
 
 def _stuck_upgrade(world: World, cluster: str, hub: str, broken: Path) -> None:
@@ -132,9 +132,11 @@ def test_drift_gets_the_right_states_and_plan(world: World) -> None:
     # geo-cloud: a rollback, a failed upgrade, a stray release, and a repo change
     world.helm_run("geo-cloud", "upgrade", "seismo", chart, "-n", "seismo", "--reuse-values")
     world.helm_run("geo-cloud", "rollback", "seismo", "1", "-n", "seismo")
-    world.helm_run("geo-cloud", "upgrade", "ocean-lab", chart, "-n", "ocean-lab",
-                   "--reuse-values", "-f", str(broken), "--wait", "--timeout", "3s",
-                   check=False)
+    broken_dask = world.repo / "broken-dask.values.yaml"
+    broken_dask.write_text(yaml.safe_dump(broken_values("daskhub")))
+    world.helm_run("geo-cloud", "upgrade", "ocean-lab", _chart(world, "daskhub"), "-n",
+                   "ocean-lab", "--reuse-values", "-f", str(broken_dask), "--wait",
+                   "--timeout", "3s", check=False)
     world.helm_run("geo-cloud", "install", "stray", chart, "-n", "stray", "--create-namespace")
     values = world.repo / "config/clusters/geo-cloud/staging.values.yaml"
     values.write_text(values.read_text() + "\n# a repo change\n")
