@@ -74,7 +74,7 @@ def test_plan_against_states_applies_the_canary_rule() -> None:
         expected = [Expected(job=j, digest="d1") for j in jobs]
         observed = [seen(name=j.release, description="Upgrade complete"
                          if j.hub == "workshop" else MARKED) for j in jobs]
-        rows += cluster_states(cluster, expected, observed + [seen(name="stray")])
+        rows += cluster_states(cluster, expected, [*observed, seen(name="stray")])
     rows += cluster_states("geo-cloud", [Expected(job=j, digest="d1") for j in
                                          repo_releases(config) if j.cluster == "geo-cloud"],
                            "boom")
