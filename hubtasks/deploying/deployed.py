@@ -64,9 +64,14 @@ def _revision(value: Any) -> int | None:
         return None
 
 
+def list_all_flags(helm: HelmInfo) -> list[str]:
+    """helm 3 lists only deployed and failed releases without `-a`; helm 4 lists all (no `-a`)."""
+    return ["-a"] if helm.major < 4 else []
+
+
 def read_cluster(access: ClusterAccess, cluster: str) -> list[Observed] | str:
     """Every release of one cluster with its latest revision; a string says why not."""
-    ok, out = access.run("list", "-a", "-A", "-o", "json")
+    ok, out = access.run("list", *list_all_flags(access.helm), "-A", "-o", "json")
     if not ok:
         return out
     try:
