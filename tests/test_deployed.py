@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +89,13 @@ def test_plan_against_states_applies_the_canary_rule() -> None:
                             Orphan(cluster="edu-cloud", release="stray", namespace="stray"))
     assert plan.notes == ("cluster 'geo-cloud' unreachable, not planned: boom",)
     assert plan_from_dict(plan_to_dict(plan), "x") == plan
+
+
+@pytest.mark.parametrize("args", [["plan", "--against", "git"],
+                                  ["deploy-all", "--prune", "--dry-run"],
+                                  ["status", "--cluster", "nowhere"]])
+def test_bad_flags_are_user_errors(args: list[str]) -> None:
+    proc = subprocess.run([sys.executable, "-c", "from hubtasks.cli import main; main()", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("hubtasks: error:") and "Traceback" not in proc.stderr
