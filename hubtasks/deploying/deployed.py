@@ -33,6 +33,7 @@ from hubtasks.secrets import is_secret_path, is_sops_encrypted
 
 READ_TIMEOUT = 60.0
 READ_RETRIES = 1
+LIST_MAX = "100000"  # helm list returns 256 releases unless told otherwise
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,7 +72,8 @@ def list_all_flags(helm: HelmInfo) -> list[str]:
 
 def read_cluster(access: ClusterAccess, cluster: str) -> list[Observed] | str:
     """Every release of one cluster with its latest revision; a string says why not."""
-    ok, out = access.run("list", *list_all_flags(access.helm), "-A", "-o", "json")
+    ok, out = access.run("list", *list_all_flags(access.helm), "-A", "--max", LIST_MAX,
+                         "-o", "json")
     if not ok:
         return out
     try:
