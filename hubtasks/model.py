@@ -151,6 +151,15 @@ class Removed:
     hub: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True, order=True)
+class Orphan:
+    """A release on a cluster that the repo does not have (`plan --against deployed`)."""
+
+    cluster: str
+    release: str
+    namespace: str
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """The full decision of what to deploy; pure data, deterministic order."""
@@ -161,6 +170,7 @@ class Plan:
     removed: tuple[Removed, ...] = ()
     no_canary: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    orphans: tuple[Orphan, ...] = ()
 
     def stage_jobs(self, stage: Stage) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.stage is stage)

@@ -63,6 +63,12 @@ DEPLOY_HELP = {
 }
 
 
+AGAINST_HELP = {
+    "against": "`deployed`: plan from what the clusters run instead of a git diff",
+    "helm": DEPLOY_HELP["helm"], "kubeconfig_dir": DEPLOY_HELP["kubeconfig_dir"],
+    "jobs": "with --against: read at most N clusters at once (default 8)"}
+
+
 def helps(*drop: str, **extra: str) -> dict[str, str]:
     """DEPLOY_HELP without options a task lacks, plus its own."""
     return {**{k: v for k, v in DEPLOY_HELP.items() if k not in drop}, **extra}
@@ -72,20 +78,28 @@ def helps(*drop: str, **extra: str) -> dict[str, str]:
     **PLAN_HELP, "files": "changed file paths (repeatable; one per line); skips git diff",
     "files_from": "read changed file paths from FILE ('-' for stdin)",
     "format": "table (default), json or github", "repo": DEPLOY_HELP["repo"],
-    "out": "also save the plan JSON to FILE for the later stages"})
+    "out": "also save the plan JSON to FILE for the later stages",
+    **AGAINST_HELP})
 @user_errors
 def plan(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool = False,
          files: list[str] | None = None, files_from: str | None = None,
          label: list[str] | None = None, everything: bool = False, format: str = "table",
-         out: str | None = None, repo: str | None = None) -> None:
+         out: str | None = None, repo: str | None = None, against: str | None = None,
+         helm: str | None = None, kubeconfig_dir: str | None = None,
+         jobs: int | None = None) -> None:
     """Decide which releases need `helm upgrade`, and why."""
+    from hubtasks.deploying.converge import check_against, plan_deployed
     from hubtasks.options import plan_options
     from hubtasks.output.reports import PLAN_FORMATS, check_format, show_plan
     from hubtasks.planning.planfile import save_plan
     from hubtasks.planning.repo import plan_repo
 
     check_format(format, PLAN_FORMATS)
-    _, the_plan = plan_repo(repo_root(c, locals()), plan_options(c, locals()))
+    check_against(against)
+    if against:
+        _, the_plan, _ = plan_deployed(run_options(c, locals()))
+    else:
+        _, the_plan = plan_repo(repo_root(c, locals()), plan_options(c, locals()))
     if out:
         save_plan(the_plan, Path(out))
     show_plan(the_plan, format, os.environ)
@@ -171,10 +185,14 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
     "plan", **PLAN_HELP,
     pipeline="start a cluster's prod hubs as soon as its canary succeeded (no barrier "
              "across clusters); --no-pipeline waits for every canary first",
-    canary_workers="at most N clusters' canaries at once (default 8)"))
+    canary_workers="at most N clusters' canaries at once (default 8)",
+    against=AGAINST_HELP["against"],
+    prune="with --against deployed: uninstall orphans hubtasks installed, on clusters "
+          "whose jobs all succeeded"))
 @user_errors
 def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool = False,
                everything: bool = False, label: list[str] | None = None,
+               against: str | None = None, prune: bool = False,
                pipeline: bool = True, results: str | None = None, jobs: int | None = None,
                per_cluster: int | None = None, canary_workers: int | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
@@ -183,13 +201,23 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
                verbose: bool = False, repo: str | None = None) -> int:
     """Plan, canary, filter and prod in one process."""
     from hubtasks.deploying import stages
+    from hubtasks.deploying.converge import check_against, deploy_against
     from hubtasks.options import plan_options
     from hubtasks.output.reports import finish, show_planned
+    from hubtasks.output.states import show_pruned
 
     options = run_options(c, locals())
+    check_against(against)
+    on_plan = functools.partial(show_planned, options=options, pipelined=pipeline)
+    if prune and not against:
+        raise HubtasksError("--prune needs --against deployed")
+    if against:
+        run, pruned = deploy_against(options, pipelined=pipeline, prune_orphans=prune,
+                                     on_plan=on_plan)
+        return (finish(run.results, title="deploy-all") if run.results else 0) or \
+            show_pruned(pruned)
     run = stages.deploy_all(options, plan_options(c, locals()), pipelined=pipeline,
-                            on_plan=functools.partial(show_planned, options=options,
-                                                      pipelined=pipeline))
+                            on_plan=on_plan)
     return finish(run.results, title="deploy-all")
 
 
@@ -222,6 +250,23 @@ def deploy_support(c: Context, cluster: str, results: str | None = None,
 
     return finish(stages.deploy_one(run_options(c, locals()), cluster, None).results,
                   title="deploy")
+
+
+@task(iterable=["cluster"], help={
+    "cluster": "only these clusters (repeatable)", "format": "table (default) or json",
+    "jobs": "read at most N clusters at once (default 8)", "helm": DEPLOY_HELP["helm"],
+    "kubeconfig_dir": DEPLOY_HELP["kubeconfig_dir"], "repo": DEPLOY_HELP["repo"]})
+@user_errors
+def status(c: Context, cluster: list[str] | None = None, format: str = "table",
+           jobs: int | None = None, helm: str | None = None,
+           kubeconfig_dir: str | None = None, repo: str | None = None) -> None:
+    """Each release's deployed state: up-to-date, changed, changed-outside, failed, ..."""
+    from hubtasks.deploying.converge import status as read_status
+    from hubtasks.output.reports import check_format
+    from hubtasks.output.states import STATUS_FORMATS, show_states
+
+    check_format(format, STATUS_FORMATS)
+    show_states(read_status(run_options(c, locals()), split_list(cluster)), format)
 
 
 @task(iterable=["results"], help={
@@ -320,7 +365,7 @@ def pr_comment(c: Context, plan: str | None = None, pr: str | None = None,
     print(post_plan_comment(load_plan(Path(plan or DEFAULTS["plan"])), target))
 
 
-ns = Collection(plan, check_config, validate, canary, filter, prod, deploy_all, deploy_hub,
+ns = Collection(plan, status, check_config, validate, canary, filter, prod, deploy_all, deploy_hub,
                 deploy_support, report, install_tools, demo, demo_stop, pr_comment)
 ns.configure({"hubtasks": dict(DEFAULTS)})
 

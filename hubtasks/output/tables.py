@@ -44,6 +44,12 @@ def _extras(plan: Plan, markdown: bool) -> list[str]:
         out += [f"### {title}" if markdown else title,
                 tabulate(rows, headers=["cluster", "hub"], tablefmt="github" if markdown
                          else "simple")]
+    if plan.orphans:
+        rows = [[o.cluster, o.release, o.namespace] for o in plan.orphans]
+        title = f"Orphans: on a cluster, not in the repo ({len(rows)})"
+        out += [f"### {title}" if markdown else title,
+                tabulate(rows, headers=["cluster", "release", "namespace"],
+                         tablefmt="github" if markdown else "simple")]
     for cluster in plan.no_canary:
         out.append(f"WARNING: cluster {cluster!r} has prod hubs planned but no canary "
                    "(no staging hub and no support job)")

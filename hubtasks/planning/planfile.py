@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.files import write_atomic
-from hubtasks.model import HubtasksError, Job, Plan, Removed, Stage
+from hubtasks.model import HubtasksError, Job, Orphan, Plan, Removed, Stage
 
 PLAN_VERSION = 1
 
@@ -25,6 +25,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "removed": [{"cluster": r.cluster, "hub": r.hub} for r in plan.removed],
         "no_canary": list(plan.no_canary),
         "notes": list(plan.notes),
+        "orphans": [{"cluster": o.cluster, "release": o.release, "namespace": o.namespace}
+                    for o in plan.orphans],
     }
 
 
@@ -43,10 +45,13 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
                      for j in doc["jobs"])
         removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"))
                         for r in doc.get("removed", ()))
+        orphans = tuple(Orphan(cluster=o["cluster"], release=o["release"],
+                               namespace=o["namespace"]) for o in doc.get("orphans", ()))
     except (KeyError, TypeError, ValueError) as err:
         raise HubtasksError(f"{source}: malformed plan entry: {err!r}") from None
     return Plan(base=doc.get("base"), head=doc.get("head"), jobs=jobs, removed=removed,
-                no_canary=tuple(doc.get("no_canary", ())), notes=tuple(doc.get("notes", ())))
+                no_canary=tuple(doc.get("no_canary", ())), notes=tuple(doc.get("notes", ())),
+                orphans=orphans)
 
 
 def load_plan(path: Path) -> Plan:
