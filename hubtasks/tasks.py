@@ -132,7 +132,7 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
            record: str | None = None, format: str = "text", out: str | None = None,
            repo: str | None = None) -> None:
     """Keep only the prod jobs of clusters whose canary succeeded (exact names)."""
-    from hubtasks.deploying.session import filter_prod
+    from hubtasks.deploying.session import digest_lookup, filter_prod
     from hubtasks.output.reports import check_format, show_filter
     from hubtasks.planning.planfile import load_plan, save_filtered
 
@@ -140,7 +140,8 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
     options = run_options(c, {**locals(), "results": None})
     paths = [options.repo / p for p in results] if results else [options.results]
     the_plan = load_plan(options.plan)
-    kept, dropped = filter_prod(the_plan, paths, record_to=Path(record) if record else None)
+    kept, dropped = filter_prod(the_plan, paths, record_to=Path(record) if record else None,
+                                digest_of=digest_lookup(options.repo))
     if out:
         save_filtered(the_plan, kept, Path(out))
     show_filter(kept, dropped, format, os.environ)
@@ -233,12 +234,14 @@ def deploy_support(c: Context, cluster: str, results: str | None = None,
 def report(c: Context, results: list[str] | None = None, plan: str | None = None,
            format: str = "table", repo: str | None = None) -> int:
     """Merge results files and print every job's outcome; non-zero exit if any failed."""
+    from hubtasks.deploying.session import digest_lookup
     from hubtasks.output.reports import check_format, report_results
 
     check_format(format, ("table", "github"))
     options = run_options(c, {**locals(), "results": None, "plan": None})
     paths = [options.repo / p for p in results] if results else [options.results]
-    return report_results(paths, Path(plan) if plan else None, format, os.environ)
+    return report_results(paths, Path(plan) if plan else None, format, os.environ,
+                          digest_lookup(options.repo))
 
 
 @task(iterable=["cluster"], help={

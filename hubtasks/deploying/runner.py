@@ -74,8 +74,10 @@ class HelmRunner:
     def __call__(self, job: Job, cancel: threading.Event) -> JobResult:
         started, clock = utc_now(), time.monotonic()
         path = job_log_path(self.options.log_dir, job)
+        digest: str | None = None
         with JobLog(path) as log:
             try:
+                digest = release_digest(self.config, job)
                 outcome = self._run(job, cancel, log)
             except HubtasksError as err:
                 log.note(f"error: {err}")
@@ -84,7 +86,8 @@ class HelmRunner:
                          ended_at=utc_now(), duration=round(time.monotonic() - clock, 3),
                          log=str(path), head=self.head, status=outcome.status,
                          attempts=outcome.attempts, exit_code=outcome.exit_code,
-                         error=outcome.error, reason=outcome.reason)
+                         error=outcome.error, reason=outcome.reason, digest=digest,
+                         dry_run=self.options.dry_run)
 
     def spec(self, job: Job, values: Sequence[Path]) -> ReleaseSpec:
         cluster = self.config.cluster(job.cluster)

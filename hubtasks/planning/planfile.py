@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,11 @@ from hubtasks.files import write_atomic
 from hubtasks.model import HubtasksError, Job, Plan, Removed, Stage
 
 PLAN_VERSION = 1
+
+
+def new_plan_id() -> str:
+    """A fresh plan identity: sortable by time, unique across machines and runs."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -25,6 +33,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "removed": [{"cluster": r.cluster, "hub": r.hub} for r in plan.removed],
         "no_canary": list(plan.no_canary),
         "notes": list(plan.notes),
+        "plan_id": plan.plan_id,
     }
 
 
@@ -45,8 +54,19 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
                         for r in doc.get("removed", ()))
     except (KeyError, TypeError, ValueError) as err:
         raise HubtasksError(f"{source}: malformed plan entry: {err!r}") from None
-    return Plan(base=doc.get("base"), head=doc.get("head"), jobs=jobs, removed=removed,
+    plan = Plan(base=doc.get("base"), head=doc.get("head"), jobs=jobs, removed=removed,
                 no_canary=tuple(doc.get("no_canary", ())), notes=tuple(doc.get("notes", ())))
+    plan_id = doc.get("plan_id")
+    if plan_id is not None and not isinstance(plan_id, str):
+        raise HubtasksError(f"{source}: plan_id must be a string, got {plan_id!r}")
+    return replace(plan, plan_id=plan_id or content_plan_id(plan))
+
+
+def content_plan_id(plan: Plan) -> str:
+    """The identity of a plan file written without one: a digest of its content, the same
+    for every reader (CI legs) of that file."""
+    text = json.dumps({**plan_to_dict(plan), "plan_id": None}, sort_keys=True)
+    return "content-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_plan(path: Path) -> Plan:
