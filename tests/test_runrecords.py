@@ -1,0 +1,111 @@
+"""Records belong to a run: plan identity, digests, dry-run records, start records, dead runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubtasks.model import HubtasksError, Job, JobResult, Plan, Stage, Status
+from hubtasks.planning.planfile import load_plan, plan_from_dict, plan_to_dict, save_plan
+from hubtasks.results import ResultsStore, load_results
+from hubtasks.runrecords import (
+    holding_run,
+    plan_records,
+    remove_dead_private_folders,
+    settle_for_report,
+    start_record,
+)
+from hubtasks.secrets import private_prefix
+
+JOB = Job(stage=Stage.STAGING, cluster="leap", hub="staging", chart="basehub")
+PLAN = Plan(base=None, head="abc", jobs=(JOB,), plan_id="plan-2")
+
+
+def record(status: Status, *, plan_id: str | None = "plan-2", digest: str | None = "d1",
+           dry_run: bool = False, at: str = "2026-12-01T00:00:00+00:00") -> JobResult:
+    return JobResult(stage=JOB.stage, cluster=JOB.cluster, hub=JOB.hub, status=status,
+                     started_at=at, ended_at=at, plan_id=plan_id, digest=digest,
+                     dry_run=dry_run)
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait(timeout=30)
+    return child.pid
+
+
+def test_a_record_of_this_plan_counts_whatever_its_status() -> None:
+    found, missing = plan_records([record(Status.FAILED)], PLAN, lambda job: "other")
+    assert [r.status for r in found] == [Status.FAILED] and missing == []
+
+
+def test_an_earlier_plans_success_counts_only_with_the_same_digest() -> None:
+    old = record(Status.SUCCEEDED, plan_id="plan-1")
+    found, missing = plan_records([old], PLAN, lambda job: "d1")
+    assert found[0].reason == "up to date since 2026-12-01T00:00:00+00:00" and not missing
+    found, missing = plan_records([old], PLAN, lambda job: "d2")
+    assert found == [] and missing == [JOB]
+    failed = record(Status.FAILED, plan_id="plan-1")
+    assert plan_records([failed], PLAN, lambda job: "d1") == ([], [JOB])
+
+
+def test_dry_run_records_never_count_nor_replace_a_real_outcome(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.json")
+    store.record(record(Status.FAILED, at="2026-12-01T00:00:00+00:00"))
+    store.record(record(Status.SUCCEEDED, dry_run=True, at="2026-12-02T00:00:00+00:00"))
+    merged = load_results([store.path])
+    assert sorted((r.dry_run, r.status.value) for r in merged) == [
+        (False, "failed"), (True, "succeeded")]
+    found, _ = plan_records(merged, PLAN, lambda job: "d1")
+    assert [(r.dry_run, r.status) for r in found] == [(False, Status.FAILED)]
+    only_dry = [r for r in merged if r.dry_run]
+    assert plan_records(only_dry, PLAN, lambda job: "d1") == ([], [JOB])
+
+
+def test_plan_id_is_saved_and_a_file_without_one_gets_a_stable_one(tmp_path: Path) -> None:
+    save_plan(PLAN, tmp_path / "plan.json")
+    assert load_plan(tmp_path / "plan.json").plan_id == "plan-2"
+    legacy = {**plan_to_dict(PLAN), "plan_id": None}
+    first, second = plan_from_dict(legacy, "x"), plan_from_dict(dict(legacy), "y")
+    assert first.plan_id == second.plan_id and (first.plan_id or "").startswith("content-")
+    with pytest.raises(HubtasksError, match="plan_id must be a string"):
+        plan_from_dict({**legacy, "plan_id": 3}, "bad.json")
+
+
+def test_a_start_record_loses_to_the_outcome_started_at_the_same_time(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.json")
+    start = start_record(JOB, plan=PLAN, dry_run=False)
+    store.record(start)
+    assert load_results([store.path])[0].status is Status.RUNNING
+    store.record(dataclasses.replace(start, status=Status.SUCCEEDED, ended_at=start.started_at))
+    assert load_results([store.path])[0].status is Status.SUCCEEDED
+
+
+def test_next_run_settles_records_of_a_dead_run_and_refuses_a_live_one(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path / "results.json")
+    dead = f"{dead_pid()}@{os.uname().nodename}"
+    store.record(dataclasses.replace(start_record(JOB, plan=PLAN, dry_run=False), run=dead))
+    shown = settle_for_report(load_results([store.path]))
+    assert shown[0].status is Status.CANCELLED and dead in shown[0].reason
+    with holding_run(store):
+        settled = store.load()[0]
+        assert settled.status is Status.CANCELLED
+        assert settled.reason == f"interrupted: the run that started it died ({dead})"
+        with pytest.raises(HubtasksError, match=rf"in use by another run \(pid {os.getpid()} on "):
+            with holding_run(ResultsStore(store.path)):
+                pass
+
+
+def test_private_folders_of_dead_runs_are_removed(tmp_path: Path) -> None:
+    dead = tmp_path / f"hubtasks-values-{dead_pid()}-abc"
+    mine = tmp_path / f"{private_prefix()}abc"
+    other = tmp_path / "hubtasks-values-notapid"
+    for folder in (dead, mine, other):
+        folder.mkdir()
+    assert remove_dead_private_folders(tmp_path) == [dead]
+    assert not dead.exists() and mine.exists() and other.exists()
