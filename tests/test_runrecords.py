@@ -96,9 +96,9 @@ def test_next_run_settles_records_of_a_dead_run_and_refuses_a_live_one(tmp_path:
         settled = store.load()[0]
         assert settled.status is Status.CANCELLED
         assert settled.reason == f"interrupted: the run that started it died ({dead})"
-        with pytest.raises(HubtasksError, match=rf"in use by another run \(pid {os.getpid()} on "):
-            with holding_run(ResultsStore(store.path)):
-                pass
+        refused = rf"in use by another run \(pid {os.getpid()} on "
+        with pytest.raises(HubtasksError, match=refused), holding_run(ResultsStore(store.path)):
+            pass
 
 
 def test_private_folders_of_dead_runs_are_removed(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from hubtasks.helm import (
 from hubtasks.model import INTERRUPTED, HubtasksError, Job, JobKey, JobResult, Status, utc_now
 from hubtasks.options import DeployOptions
 from hubtasks.output.logs import JobLog, job_log_path
+from hubtasks.output.scrub import ScrubbedLog
 from hubtasks.secrets import Redactor
 
 logger = logging.getLogger(__name__)
@@ -109,9 +110,12 @@ class HelmRunner:
             argv = self.argv(job, self.spec(job, values))
             logger.info("$ %s", shlex.join(redactor.argv(argv)))
             timeout = self.options.timeout + self.options.kill_grace
-            run = run_helm(argv, env=self.options.env, timeout=timeout, log=log, cancel=cancel,
+            out = ScrubbedLog(log) if self.options.dry_run else log  # no rendered Secret data
+            run = run_helm(argv, env=self.options.env, timeout=timeout, log=out, cancel=cancel,
                            retries=self.options.retries, backoff=self.options.backoff,
                            redactor=redactor)
+            if isinstance(out, ScrubbedLog):
+                out.flush()
         if not run:
             logger.warning("helm %s after %d attempt(s): %s", run.outcome.describe(),
                            run.attempts, _redacted_first(run.error, redactor))
