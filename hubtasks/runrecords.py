@@ -129,7 +129,8 @@ def plan_records(results: Iterable[JobResult], plan: Plan,
         if record is not None and plan.plan_id is not None and record.plan_id == plan.plan_id:
             found.append(record)
         elif record is not None and _proves_deployed(record, job, digest_of):
-            found.append(replace(record, reason=f"up to date since {record.ended_at}"))
+            since = record.ended_at or record.started_at
+            found.append(replace(record, reason=f"up to date since {since}"))
         else:
             missing.append(job)
     return plan_ordered(found), missing

@@ -109,3 +109,57 @@ def test_private_folders_of_dead_runs_are_removed(tmp_path: Path) -> None:
         folder.mkdir()
     assert remove_dead_private_folders(tmp_path) == [dead]
     assert not dead.exists() and mine.exists() and other.exists()
+
+
+# ---- through the CLI: filter and report --plan count only this plan's records ------------
+
+from gitrepo import GitRepo  # noqa: E402
+from test_glue import (  # noqa: E402
+    CANARY_OK,
+    hubtasks,
+    outcome,
+    planned,
+    repo,  # noqa: F401  (the fixture)
+)
+
+from hubtasks.config.load import load_config  # noqa: E402
+from hubtasks.deploying.values import release_digest  # noqa: E402
+
+
+def earlier(repo_: GitRepo, *results: JobResult, digest: bool) -> None:
+    """Record `results` as a different plan's, with the right input digest when asked."""
+    config = load_config(repo_.root)
+    store = ResultsStore(repo_.root / ".hubtasks/results.json")
+    jobs = {(j.stage, j.key): j for j in load_plan(repo_.root / ".hubtasks/plan.json").jobs}
+    store.record_many(dataclasses.replace(
+        r, plan_id="an-earlier-plan",
+        digest=release_digest(config, jobs[(r.stage, r.key)]) if digest else "0" * 16)
+        for r in results)
+
+
+def test_filter_ignores_an_earlier_plans_canary_unless_it_proves_the_inputs(
+        repo: GitRepo) -> None:  # noqa: F811
+    planned(repo)
+    canary = [*CANARY_OK, outcome(Stage.STAGING, "leap-staging", "staging", Status.SUCCEEDED)]
+    earlier(repo, *canary, digest=False)
+    done = hubtasks(repo, "filter")
+    assert done.returncode == 0, done.stderr
+    assert "0 prod job(s) kept, 2 dropped" in done.stdout and "has no result" in done.stdout
+    earlier(repo, *canary, digest=True)
+    done = hubtasks(repo, "filter")
+    assert "2 prod job(s) kept, 0 dropped" in done.stdout, done.stdout
+
+
+def test_report_plan_says_up_to_date_and_ignores_dry_runs(repo: GitRepo) -> None:  # noqa: F811
+    plan = planned(repo)
+    jobs = load_plan(plan).jobs
+    everything = [outcome(j.stage, j.cluster, j.hub, Status.SUCCEEDED) for j in jobs]
+    store = ResultsStore(repo.root / ".hubtasks/results.json")
+    store.record_many(dataclasses.replace(r, dry_run=True, plan_id=load_plan(plan).plan_id)
+                      for r in everything)
+    done = hubtasks(repo, "report", "--plan", str(plan))
+    assert done.returncode == 1 and f"{len(jobs)} planned job(s) have no result" in done.stderr
+    earlier(repo, *everything, digest=True)
+    done = hubtasks(repo, "report", "--plan", str(plan))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "up to date since 2026-12-01T00:00:00+00:00" in done.stdout
