@@ -163,3 +163,19 @@ def test_report_plan_says_up_to_date_and_ignores_dry_runs(repo: GitRepo) -> None
     done = hubtasks(repo, "report", "--plan", str(plan))
     assert done.returncode == 0, done.stdout + done.stderr
     assert "up to date since 2026-12-01T00:00:00+00:00" in done.stdout
+
+
+def test_an_unreachable_cluster_and_a_killed_helm_are_named_in_the_error() -> None:
+    from hubtasks.deploying.runner import _outcome_of
+    from hubtasks.helm import HelmRun, failure_text
+    from hubtasks.proc import Outcome
+
+    lines = ("Error: Get \"https://127.0.0.1:6443/api\": dial tcp 127.0.0.1:6443: connect: "
+             "connection refused\nError: UPGRADE FAILED: resource Deployment/hub not ready\n")
+    outcome = Outcome(argv=("helm",), exit_code=1, output=lines)
+    error = _outcome_of(HelmRun(outcome=outcome, attempts=1, error=failure_text(outcome)),
+                        60).error
+    assert error.startswith("the cluster's API server was unreachable (Error: Get")
+    killed = Outcome(argv=("helm",), signal=9)
+    error = _outcome_of(HelmRun(outcome=killed, attempts=1, error=failure_text(killed)), 60).error
+    assert "killed by signal 9" in error

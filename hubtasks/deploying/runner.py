@@ -8,6 +8,7 @@ the current directory, so jobs run safely in threads.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import threading
 import time
@@ -48,6 +49,17 @@ class _Outcome:
     reason: str = ""
 
 
+# What helm prints when it could not talk to the API server (at start or during --wait).
+UNREACHABLE_RE = re.compile(r"cluster unreachable|connection refused|no such host|"
+                            r"dial tcp|connection reset by peer", re.IGNORECASE)
+
+
+def unreachable_note(lines: Sequence[str]) -> str:
+    """`the cluster's API server was unreachable (...)` when helm's output says so, else ""."""
+    seen = next((line.strip() for line in lines if UNREACHABLE_RE.search(line)), "")
+    return f"the cluster's API server was unreachable ({seen[:200]})" if seen else ""
+
+
 def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
     if run:
         return _Outcome(status=Status.SUCCEEDED, attempts=run.attempts, exit_code=0)
@@ -55,6 +67,9 @@ def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
         return _Outcome(status=Status.CANCELLED, attempts=run.attempts,
                         exit_code=run.exit_code, reason=INTERRUPTED)
     error = run.error
+    unreachable = unreachable_note(run.outcome.lines)
+    if unreachable and "unreachable" not in error.split("\n", 1)[0]:
+        error = f"{unreachable}; {error}"
     if run.timed_out:
         error = f"timed out after {timeout:.0f}s; {error}"
     return _Outcome(status=Status.FAILED, attempts=run.attempts, exit_code=run.exit_code,
