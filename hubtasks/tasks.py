@@ -96,8 +96,10 @@ def plan(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool
 def check_config(c: Context, repo: str | None = None) -> None:
     """Load and validate every cluster.yaml (schema and file checks), without helm."""
     from hubtasks.config.load import load_config
+    from hubtasks.config.valuefiles import check_values
 
     config = load_config(repo_root(c, locals()))
+    check_values(config)
     hubs = sum(len(cl.hubs) for cl in config.clusters.values())
     print(f"config OK: {len(config.clusters)} clusters, {hubs} hubs")
 
