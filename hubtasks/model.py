@@ -99,6 +99,7 @@ class Status(enum.StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
+    RUNNING = "running"  # a start record: the job began and has no outcome yet
 
 
 @dataclass(frozen=True, kw_only=True, order=True)
@@ -171,6 +172,7 @@ class Plan:
     no_canary: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     orphans: tuple[Orphan, ...] = ()
+    plan_id: str | None = None  # the run's identity: every record of this plan carries it
 
     def stage_jobs(self, stage: Stage) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.stage is stage)
@@ -187,7 +189,9 @@ class JobResult:
     """The recorded outcome of one job; truthy when it succeeded.
 
     Times are ISO 8601 UTC strings; `duration` is in seconds. `reason` says why a
-    job was skipped or cancelled (e.g. the failed canary that stopped it).
+    job was skipped or cancelled (e.g. the failed canary that stopped it). `plan_id` is
+    the plan the record belongs to, `digest` the release's input digest, `dry_run` marks a
+    `helm template` record (never a real outcome), `run` the recording process (`pid@host`).
     """
 
     stage: Stage
@@ -203,6 +207,10 @@ class JobResult:
     log: str | None = None
     head: str | None = None
     reason: str = ""
+    plan_id: str | None = None
+    digest: str | None = None
+    dry_run: bool = False
+    run: str | None = None
 
     def __bool__(self) -> bool:
         return self.status is Status.SUCCEEDED

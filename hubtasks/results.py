@@ -31,7 +31,6 @@ from typing import Any
 from hubtasks.files import FileLock, remove_temp_files, write_atomic
 from hubtasks.model import (
     HubtasksError,
-    Job,
     JobKey,
     JobResult,
     Stage,
@@ -44,7 +43,7 @@ RESULTS_KIND = "hubtasks-results"
 RESULTS_VERSION = 1
 MOVE_AWAY = "move the file away or choose another --results path"
 
-ResultKey = tuple[Stage, JobKey]
+ResultKey = tuple[Stage, JobKey, bool]
 
 _FIELDS = {f.name: f for f in dataclasses.fields(JobResult)}
 _REQUIRED = {name for name, f in _FIELDS.items() if f.default is dataclasses.MISSING}
@@ -52,12 +51,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "cluster": (str,), "hub": (str, type(None)), "attempts": (int,),
     "started_at": (str, type(None)), "ended_at": (str, type(None)), "duration": (int, float),
     "exit_code": (int, type(None)), "error": (str,), "log": (str, type(None)),
-    "head": (str, type(None)), "reason": (str,),
+    "head": (str, type(None)), "reason": (str,), "plan_id": (str, type(None)),
+    "digest": (str, type(None)), "dry_run": (bool,), "run": (str, type(None)),
 }
 _TIMES = ("started_at", "ended_at")
 _STAGES = {s.value: s for s in Stage}
 _STATUSES = {s.value: s for s in Status}
-_TIE_RANK = {Status.SUCCEEDED: 0, Status.SKIPPED: 1, Status.CANCELLED: 2, Status.FAILED: 3}
+_TIE_RANK = {Status.RUNNING: -1, Status.SUCCEEDED: 0, Status.SKIPPED: 1, Status.CANCELLED: 2,
+             Status.FAILED: 3}
 _NEVER = datetime.min.replace(tzinfo=UTC)
 # The last text of each store's file and its records: every write re-reads the file, and
 # parsing thousands of records per finished job would make recording quadratic in CPU.
@@ -67,8 +68,10 @@ _parsed: dict[Path, tuple[str, list[JobResult]]] = {}
 # ---- records --------------------------------------------------------------------------------
 
 def result_key(result: JobResult) -> ResultKey:
-    """The identity a results file keeps one record for: (stage, cluster/hub)."""
-    return (result.stage, result.key)
+    """The identity a results file keeps one record for: (stage, cluster/hub, dry run).
+
+    Dry-run records are kept apart, so a dry run never replaces a real outcome."""
+    return (result.stage, result.key, result.dry_run)
 
 
 def result_to_dict(result: JobResult) -> dict[str, Any]:
@@ -96,7 +99,7 @@ def _checked(name: str, value: object, source: str) -> object:
     types = _TYPES.get(name)
     if types is None:  # stage and status are checked as enum members
         return value
-    if isinstance(value, bool) or not isinstance(value, types):
+    if isinstance(value, bool) != (bool in types) or not isinstance(value, types):
         raise _bad_record(source, f"{name} must be {' or '.join(_type_names(types))}, "
                                   f"got {value!r}")
     if name in _TIMES and isinstance(value, str) and _time_or_none(value) is None:
@@ -287,13 +290,3 @@ def _stamped(result: JobResult) -> JobResult:
     if result.started_at or result.ended_at:
         return result
     return dataclasses.replace(result, ended_at=utc_now())
-
-
-def plan_results(results: Iterable[JobResult],
-                 plan_jobs: Iterable[Job]) -> tuple[list[JobResult], list[Job]]:
-    """The records of `plan_jobs` (by stage and release), and the planned jobs with none."""
-    by_key = latest_by_key(results)
-    jobs = list(plan_jobs)
-    found = [by_key[(j.stage, j.key)] for j in jobs if (j.stage, j.key) in by_key]
-    missing = [j for j in jobs if (j.stage, j.key) not in by_key]
-    return plan_ordered(found), missing

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import os
 import re
 import shutil
 import tempfile
@@ -29,6 +30,12 @@ MESSAGE_LINES = 20
 REDACTED = "***"
 MIN_SECRET_LEN = 4  # shorter "secrets" (true, 80, ...) would blank out ordinary text
 PRIVATE_PREFIX = "hubtasks-values-"
+
+
+def private_prefix() -> str:
+    """The prefix of this process's private folders: carries the pid, so the next run can
+    remove the folders of a run that died (runrecords.remove_dead_private_folders)."""
+    return f"{PRIVATE_PREFIX}{os.getpid()}-"
 # Flags whose value is secret whatever it is.
 SECRET_FLAGS = frozenset({"--kube-token", "--password", "--set", "--set-string", "--set-json",
                           "--set-literal", "--set-file"})
@@ -105,7 +112,7 @@ def decrypt(path: Path, *, sops: Path, env: Mapping[str, str]) -> bytes:
 @contextlib.contextmanager
 def private_folder() -> Iterator[Path]:
     """A fresh folder only this user can read, removed on exit whatever ends the block."""
-    folder = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
+    folder = Path(tempfile.mkdtemp(prefix=private_prefix()))
     try:
         folder.chmod(0o700)  # mkdtemp already does; state it rather than rely on it
         yield folder

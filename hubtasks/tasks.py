@@ -110,8 +110,10 @@ def plan(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool
 def check_config(c: Context, repo: str | None = None) -> None:
     """Load and validate every cluster.yaml (schema and file checks), without helm."""
     from hubtasks.config.load import load_config
+    from hubtasks.config.valuefiles import check_values
 
     config = load_config(repo_root(c, locals()))
+    check_values(config)
     hubs = sum(len(cl.hubs) for cl in config.clusters.values())
     print(f"config OK: {len(config.clusters)} clusters, {hubs} hubs")
 
@@ -146,7 +148,7 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
            record: str | None = None, format: str = "text", out: str | None = None,
            repo: str | None = None) -> None:
     """Keep only the prod jobs of clusters whose canary succeeded (exact names)."""
-    from hubtasks.deploying.session import filter_prod
+    from hubtasks.deploying.session import digest_lookup, filter_prod
     from hubtasks.output.reports import check_format, show_filter
     from hubtasks.planning.planfile import load_plan, save_filtered
 
@@ -154,7 +156,8 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
     options = run_options(c, {**locals(), "results": None})
     paths = [options.repo / p for p in results] if results else [options.results]
     the_plan = load_plan(options.plan)
-    kept, dropped = filter_prod(the_plan, paths, record_to=Path(record) if record else None)
+    kept, dropped = filter_prod(the_plan, paths, record_to=Path(record) if record else None,
+                                digest_of=digest_lookup(options.repo))
     if out:
         save_filtered(the_plan, kept, Path(out))
     show_filter(kept, dropped, format, os.environ)
@@ -278,12 +281,14 @@ def status(c: Context, cluster: list[str] | None = None, format: str = "table",
 def report(c: Context, results: list[str] | None = None, plan: str | None = None,
            format: str = "table", repo: str | None = None) -> int:
     """Merge results files and print every job's outcome; non-zero exit if any failed."""
+    from hubtasks.deploying.session import digest_lookup
     from hubtasks.output.reports import check_format, report_results
 
     check_format(format, ("table", "github"))
     options = run_options(c, {**locals(), "results": None, "plan": None})
     paths = [options.repo / p for p in results] if results else [options.results]
-    return report_results(paths, Path(plan) if plan else None, format, os.environ)
+    return report_results(paths, Path(plan) if plan else None, format, os.environ,
+                          digest_lookup(options.repo))
 
 
 @task(iterable=["cluster"], help={

@@ -7,6 +7,7 @@ select the other. Deploys here are `--dry-run` (real `helm template`, no cluster
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 from gitrepo import GIT_ENV, GitRepo
 
 from hubtasks.model import JobResult, Stage, Status
+from hubtasks.planning.planfile import load_plan
 from hubtasks.results import ResultsStore, load_results
 
 HUBTASKS = [sys.executable, "-c", "from hubtasks.cli import main; main()"]
@@ -97,8 +99,10 @@ def test_unknown_cluster_is_a_user_error(repo: GitRepo) -> None:
 
 
 def record(repo: GitRepo, *results: JobResult) -> Path:
+    """Record `results` as records of the saved plan (they carry its plan_id)."""
     path = repo.root / ".hubtasks/results.json"
-    ResultsStore(path).record_many(results)
+    plan_id = load_plan(repo.root / ".hubtasks/plan.json").plan_id
+    ResultsStore(path).record_many(dataclasses.replace(r, plan_id=plan_id) for r in results)
     return path
 
 

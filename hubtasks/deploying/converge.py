@@ -8,7 +8,7 @@ carries hubtasks' marker, and only on clusters where every job of this run succe
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hubtasks.binaries import find_helm
 from hubtasks.config.load import load_config
@@ -20,7 +20,7 @@ from hubtasks.deploying.stages import StageRun
 from hubtasks.model import HubtasksError, Plan
 from hubtasks.options import RunOptions
 from hubtasks.planning.deployed import ReleaseState, State, plan_against
-from hubtasks.planning.planfile import save_plan
+from hubtasks.planning.planfile import new_plan_id, save_plan
 from hubtasks.planning.repo import resolve_ref
 
 AGAINST = ("deployed",)
@@ -43,8 +43,8 @@ def plan_deployed(options: RunOptions) -> tuple[RepoConfig, Plan, Snapshot]:
     config = load_config(options.repo)
     with cluster_credentials(config, options) as credentials:
         snapshot = read_states(config, options, credentials)
-    return config, plan_against(config, snapshot.states,
-                                head=resolve_ref(options.repo, "HEAD")), snapshot
+    plan = plan_against(config, snapshot.states, head=resolve_ref(options.repo, "HEAD"))
+    return config, replace(plan, plan_id=new_plan_id()), snapshot
 
 
 @dataclass(frozen=True, kw_only=True)

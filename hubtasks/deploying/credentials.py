@@ -16,7 +16,7 @@ from pathlib import Path
 from hubtasks.config.model import Cluster, RepoConfig
 from hubtasks.files import write_private
 from hubtasks.model import HubtasksError
-from hubtasks.secrets import PRIVATE_PREFIX, decrypt, is_secret_path, is_sops_encrypted
+from hubtasks.secrets import decrypt, is_secret_path, is_sops_encrypted, private_prefix
 
 
 class Credentials:
@@ -57,7 +57,7 @@ class Credentials:
             raise HubtasksError(f"{path}: sops-encrypted kubeconfig but sops is not installed "
                                 "(run `hubtasks install-tools`)")
         if self._private is None:
-            self._private = Path(tempfile.mkdtemp(prefix=PRIVATE_PREFIX))
+            self._private = Path(tempfile.mkdtemp(prefix=private_prefix()))
         target = self._private / f"{len(self._cache)}-{path.name}"
         write_private(target, decrypt(path, sops=self.sops, env=self.env))
         return target

@@ -8,6 +8,7 @@ the current directory, so jobs run safely in threads.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import threading
 import time
@@ -31,6 +32,7 @@ from hubtasks.helm import (
 from hubtasks.model import INTERRUPTED, HubtasksError, Job, JobKey, JobResult, Status, utc_now
 from hubtasks.options import DeployOptions
 from hubtasks.output.logs import JobLog, job_log_path
+from hubtasks.output.scrub import ScrubbedLog
 from hubtasks.secrets import Redactor
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,17 @@ class _Outcome:
     reason: str = ""
 
 
+# What helm prints when it could not talk to the API server (at start or during --wait).
+UNREACHABLE_RE = re.compile(r"cluster unreachable|connection refused|no such host|"
+                            r"dial tcp|connection reset by peer", re.IGNORECASE)
+
+
+def unreachable_note(lines: Sequence[str]) -> str:
+    """`the cluster's API server was unreachable (...)` when helm's output says so, else ""."""
+    seen = next((line.strip() for line in lines if UNREACHABLE_RE.search(line)), "")
+    return f"the cluster's API server was unreachable ({seen[:200]})" if seen else ""
+
+
 def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
     if run:
         return _Outcome(status=Status.SUCCEEDED, attempts=run.attempts, exit_code=0)
@@ -54,6 +67,9 @@ def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
         return _Outcome(status=Status.CANCELLED, attempts=run.attempts,
                         exit_code=run.exit_code, reason=INTERRUPTED)
     error = run.error
+    unreachable = unreachable_note(run.outcome.lines)
+    if unreachable and "unreachable" not in error.split("\n", 1)[0]:
+        error = f"{unreachable}; {error}"
     if run.timed_out:
         error = f"timed out after {timeout:.0f}s; {error}"
     return _Outcome(status=Status.FAILED, attempts=run.attempts, exit_code=run.exit_code,
@@ -74,8 +90,10 @@ class HelmRunner:
     def __call__(self, job: Job, cancel: threading.Event) -> JobResult:
         started, clock = utc_now(), time.monotonic()
         path = job_log_path(self.options.log_dir, job)
+        digest: str | None = None
         with JobLog(path) as log:
             try:
+                digest = release_digest(self.config, job)
                 outcome = self._run(job, cancel, log)
             except HubtasksError as err:
                 log.note(f"error: {err}")
@@ -84,7 +102,8 @@ class HelmRunner:
                          ended_at=utc_now(), duration=round(time.monotonic() - clock, 3),
                          log=str(path), head=self.head, status=outcome.status,
                          attempts=outcome.attempts, exit_code=outcome.exit_code,
-                         error=outcome.error, reason=outcome.reason)
+                         error=outcome.error, reason=outcome.reason, digest=digest,
+                         dry_run=self.options.dry_run)
 
     def spec(self, job: Job, values: Sequence[Path]) -> ReleaseSpec:
         cluster = self.config.cluster(job.cluster)
@@ -106,9 +125,12 @@ class HelmRunner:
             argv = self.argv(job, self.spec(job, values))
             logger.info("$ %s", shlex.join(redactor.argv(argv)))
             timeout = self.options.timeout + self.options.kill_grace
-            run = run_helm(argv, env=self.options.env, timeout=timeout, log=log, cancel=cancel,
+            out = ScrubbedLog(log) if self.options.dry_run else log  # no rendered Secret data
+            run = run_helm(argv, env=self.options.env, timeout=timeout, log=out, cancel=cancel,
                            retries=self.options.retries, backoff=self.options.backoff,
                            redactor=redactor)
+            if isinstance(out, ScrubbedLog):
+                out.flush()
         if not run:
             logger.warning("helm %s after %d attempt(s): %s", run.outcome.describe(),
                            run.attempts, _redacted_first(run.error, redactor))

@@ -22,13 +22,14 @@ from hubtasks.deploying.charts import prepare_charts
 from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.runner import HelmRunner
 from hubtasks.deploying.scheduler import Schedule, gate_prod
-from hubtasks.deploying.values import needs_sops
+from hubtasks.deploying.values import needs_sops, release_digest
 from hubtasks.helm import HelmInfo
 from hubtasks.model import CANARY_STAGES, HubtasksError, Job, JobResult, Plan, Stage
 from hubtasks.options import RunOptions
 from hubtasks.output.console import ConsoleReporter
 from hubtasks.output.logs import close_logging, setup_logging
 from hubtasks.results import ResultsStore, load_results
+from hubtasks.runrecords import DigestOf, holding_run, plan_records, run_identity, start_record
 
 
 def select_jobs(plan: Plan, *, stages: Iterable[Stage], clusters: Sequence[str] = (),
@@ -120,22 +121,33 @@ def recording(options: RunOptions, total: int) -> Iterator[tuple[ConsoleReporter
     cancel = threading.Event()
     restore = install_signal_handlers(cancel, lambda name: reporter.note(interrupt_note(name)))
     try:
-        yield reporter, store, cancel
+        with holding_run(store):
+            yield reporter, store, cancel
     finally:
         restore()
         reporter.close()
         close_logging()
 
 
-def _recorder(store: ResultsStore, reporter: ConsoleReporter,
-              head: str | None) -> Callable[[JobResult], None]:
-    """Record first (the file is the source of truth), then print; stamp the plan's head."""
+def _recorder(store: ResultsStore, reporter: ConsoleReporter, plan: Plan,
+              dry_run: bool) -> Callable[[JobResult], None]:
+    """Record first (the file is the source of truth), then print; stamp the plan's head and
+    identity, the dry-run mark and this run."""
     def on_result(result: JobResult) -> None:
-        if result.head is None:
-            result = replace(result, head=head)
+        result = replace(result, head=result.head or plan.head, plan_id=plan.plan_id,
+                         dry_run=dry_run, run=run_identity())
         store.record(result)
         reporter.on_result(result)
     return on_result
+
+
+def _starter(store: ResultsStore, reporter: ConsoleReporter, plan: Plan,
+             dry_run: bool) -> Callable[[Job], None]:
+    """Record a job's start before helm runs (a crash leaves evidence), then print it."""
+    def on_start(job: Job) -> None:
+        store.record(start_record(job, plan=plan, dry_run=dry_run))
+        reporter.on_start(job)
+    return on_start
 
 
 def run_jobs(config: RepoConfig, plan: Plan, jobs: Sequence[Job], options: RunOptions,
@@ -143,20 +155,43 @@ def run_jobs(config: RepoConfig, plan: Plan, jobs: Sequence[Job], options: RunOp
     """Run `jobs` of `plan` with `schedule`, recording every outcome; plan order."""
     with helm_session(config, plan, jobs, options) as runner, \
             recording(options, len(jobs)) as (reporter, store, cancel):
+        dry_run = options.deploy.dry_run
         return schedule(jobs, runner, options.limits, cancel=cancel,
-                        on_result=_recorder(store, reporter, plan.head),
-                        on_start=reporter.on_start)
+                        on_result=_recorder(store, reporter, plan, dry_run),
+                        on_start=_starter(store, reporter, plan, dry_run))
 
 
-def filter_prod(plan: Plan, results_paths: Sequence[Path], *,
-                record_to: Path | None) -> tuple[list[Job], list[JobResult]]:
-    """Keep prod jobs of clusters whose canary succeeded; record the dropped ones."""
+def filter_prod(plan: Plan, results_paths: Sequence[Path], *, record_to: Path | None,
+                digest_of: DigestOf = lambda job: None) -> tuple[list[Job], list[JobResult]]:
+    """Keep prod jobs of clusters whose canary succeeded in this plan (or is proven up to
+    date); record the dropped ones."""
     missing = [p for p in results_paths if not p.exists()]
     if missing:
         raise HubtasksError(f"results not found: {', '.join(map(str, missing))}")
     canary = [j for j in plan.jobs if j.stage in CANARY_STAGES]
-    kept, dropped = gate_prod(plan.stage_jobs(Stage.PROD), canary, load_results(results_paths))
-    dropped = [replace(r, head=plan.head) for r in dropped]
+    counted, _ = plan_records(load_results(results_paths), replace(plan, jobs=tuple(canary)),
+                              digest_of)
+    kept, dropped = gate_prod(plan.stage_jobs(Stage.PROD), canary, counted)
+    dropped = [replace(r, head=plan.head, plan_id=plan.plan_id) for r in dropped]
     if record_to is not None and dropped:
         ResultsStore(record_to).record_many(dropped)
     return kept, dropped
+
+
+def digest_lookup(repo: Path) -> DigestOf:
+    """A job's input digest at this checkout (its cluster loaded on first use); None when the
+    config can't be read, so an earlier plan's record then proves nothing."""
+    configs: dict[str, RepoConfig | None] = {}
+
+    def digest_of(job: Job) -> str | None:
+        if job.cluster not in configs:
+            try:
+                configs[job.cluster] = load_for(repo, [job.cluster])
+            except HubtasksError:
+                configs[job.cluster] = None
+        config = configs[job.cluster]
+        try:
+            return None if config is None else release_digest(config, job)
+        except (HubtasksError, KeyError, OSError):
+            return None
+    return digest_of

@@ -15,7 +15,7 @@ from hubtasks.deploying.scheduler import run_canary, run_pipelined, run_prod, ru
 from hubtasks.deploying.session import load_for, run_jobs, select_jobs
 from hubtasks.model import HubtasksError, Job, JobResult, Plan, Stage
 from hubtasks.options import PlanOptions, RunOptions
-from hubtasks.planning.planfile import load_plan, save_plan
+from hubtasks.planning.planfile import load_plan, new_plan_id, save_plan
 from hubtasks.planning.repo import plan_repo, resolve_ref
 
 
@@ -81,7 +81,8 @@ def manual_plan(config: RepoConfig, cluster: str, hub: str | None) -> Plan:
         entry = found.hub(hub)
         job = Job(stage=Stage.STAGING if entry.staging else Stage.PROD, cluster=cluster,
                   hub=hub, chart=entry.chart, reasons=("manual deploy",))
-    return Plan(base=None, head=resolve_ref(config.root, "HEAD"), jobs=(job,))
+    return Plan(base=None, head=resolve_ref(config.root, "HEAD"), jobs=(job,),
+                plan_id=new_plan_id())
 
 
 def deploy_one(options: RunOptions, cluster: str, hub: str | None) -> StageRun:

@@ -98,6 +98,7 @@ def _combined_handler(logger: logging.Logger) -> logging.FileHandler | None:
 
 def _new_handler(path: Path) -> logging.Handler:
     path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.chmod(0o700)  # job logs and the combined log: for this user only
     # Rotates under a lock file, so parallel hubtasks processes can share one log.
     handler = ConcurrentRotatingFileHandler(str(path), maxBytes=MAX_BYTES, backupCount=BACKUPS,
                                             encoding="utf-8")

@@ -20,6 +20,7 @@ from hubtasks.output.github import (
     step_summary,
 )
 from hubtasks.output.tables import exit_code, plan_tables, render_summary
+from hubtasks.runrecords import DigestOf
 
 PLAN_FORMATS = ("table", "json", "github")
 
@@ -64,11 +65,14 @@ def finish(results: Sequence[JobResult], *, title: str) -> int:
     return exit_code(results)
 
 
-def show_report(results: Sequence[JobResult], missing: int, fmt: str,
+def show_report(results: Sequence[JobResult], missing: Sequence[Job], fmt: str,
                 env: Mapping[str, str]) -> None:
-    """The merged results table (and, with github, the step summary)."""
+    """The merged results table (and, with github, the step summary); planned jobs without
+    a result of this plan are listed as "no result"."""
+    for job in missing:
+        print(f"no result: {job.name} (no record of this plan)", file=sys.stderr)
     if missing:
-        print(f"warning: {missing} planned job(s) have no result", file=sys.stderr)
+        print(f"error: {len(missing)} planned job(s) have no result", file=sys.stderr)
     print(render_summary(results) if results else "no results")
     if fmt == "github":
         step_summary(f"## hubtasks deploy results\n\n{render_summary(results, fmt='github')}",
@@ -84,17 +88,20 @@ def show_planned(plan: Plan, *, options: RunOptions, pipelined: bool) -> None:
 
 
 def report_results(paths: Sequence[Path], plan_path: Path | None, fmt: str,
-                   env: Mapping[str, str]) -> int:
-    """`report`: merge results (of a plan's jobs), print them; 1 if any failed or is missing."""
-    from hubtasks.planning.planfile import load_plan
-    from hubtasks.results import load_results, plan_results
+                   env: Mapping[str, str], digest_of: DigestOf = lambda job: None) -> int:
+    """`report`: merge results (of a plan's jobs), print them; 1 if any failed or is missing.
 
-    merged = load_results(paths)
+    With a plan, only its records count (or earlier ones proving the same inputs deployed)."""
+    from hubtasks.planning.planfile import load_plan
+    from hubtasks.results import load_results
+    from hubtasks.runrecords import plan_records, settle_for_report
+
+    merged = settle_for_report(load_results(paths))
     missing: list[Job] = []
-    planned = None if plan_path is None else load_plan(plan_path).jobs
+    planned = None if plan_path is None else load_plan(plan_path)
     if planned is not None:
-        merged, missing = plan_results(merged, planned)
-    show_report(merged, len(missing), fmt, env)
+        merged, missing = plan_records(merged, planned, digest_of)
+    show_report(merged, missing, fmt, env)
     if not merged and not missing and planned is None:
         print("error: no results to report (nothing was recorded in "
               f"{', '.join(map(str, paths))})", file=sys.stderr)

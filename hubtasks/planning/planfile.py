@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,11 @@ from hubtasks.files import write_atomic
 from hubtasks.model import HubtasksError, Job, Orphan, Plan, Removed, Stage
 
 PLAN_VERSION = 1
+
+
+def new_plan_id() -> str:
+    """A fresh plan identity: sortable by time, unique across machines and runs."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
@@ -27,6 +35,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "notes": list(plan.notes),
         "orphans": [{"cluster": o.cluster, "release": o.release, "namespace": o.namespace}
                     for o in plan.orphans],
+        "plan_id": plan.plan_id,
     }
 
 
@@ -49,9 +58,20 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
                                namespace=o["namespace"]) for o in doc.get("orphans", ()))
     except (KeyError, TypeError, ValueError) as err:
         raise HubtasksError(f"{source}: malformed plan entry: {err!r}") from None
-    return Plan(base=doc.get("base"), head=doc.get("head"), jobs=jobs, removed=removed,
+    plan = Plan(base=doc.get("base"), head=doc.get("head"), jobs=jobs, removed=removed,
                 no_canary=tuple(doc.get("no_canary", ())), notes=tuple(doc.get("notes", ())),
                 orphans=orphans)
+    plan_id = doc.get("plan_id")
+    if plan_id is not None and not isinstance(plan_id, str):
+        raise HubtasksError(f"{source}: plan_id must be a string, got {plan_id!r}")
+    return replace(plan, plan_id=plan_id or content_plan_id(plan))
+
+
+def content_plan_id(plan: Plan) -> str:
+    """The identity of a plan file written without one: a digest of its content, the same
+    for every reader (CI legs) of that file."""
+    text = json.dumps({**plan_to_dict(plan), "plan_id": None}, sort_keys=True)
+    return "content-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def load_plan(path: Path) -> Plan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from hubtasks.model import Plan
 from hubtasks.options import PlanOptions
 from hubtasks.planning.changes import ChangedFile, ChangeSet, files_from_list
 from hubtasks.planning.git import Git, base_texts, changed_files
+from hubtasks.planning.planfile import new_plan_id
 from hubtasks.planning.planner import PlanRequest, build_plan, changed_cluster_files
 from hubtasks.planning.semantics import UNKNOWN
 
@@ -74,4 +76,4 @@ def plan_repo(repo: Path | str, options: PlanOptions,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),
                           labels=frozenset(options.labels), everything=options.everything,
                           base_settings=read_base_settings(repo, changes.files, changes.base))
-    return config, build_plan(config, request)
+    return config, replace(build_plan(config, request), plan_id=new_plan_id())
