@@ -39,10 +39,11 @@ def plan_tables(plan: Plan, *, fmt: str = "simple", width: int = 80) -> str:
 def _extras(plan: Plan, markdown: bool) -> list[str]:
     out: list[str] = []
     if plan.removed:
-        rows = [[r.cluster, r.hub or "(whole cluster)"] for r in plan.removed]
+        rows = [[r.cluster, r.hub or "(support)", "yes" if r.cluster_removed else ""]
+                for r in plan.removed]
         title = f"Removed at head, not uninstalled ({len(rows)})"
         out += [f"### {title}" if markdown else title,
-                tabulate(rows, headers=["cluster", "hub"], tablefmt="github" if markdown
+                tabulate(rows, headers=["cluster", "release", "cluster removed"], tablefmt="github" if markdown
                          else "simple")]
     for cluster in plan.no_canary:
         out.append(f"WARNING: cluster {cluster!r} has prod hubs planned but no canary "

@@ -22,7 +22,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "head": plan.head,
         "jobs": [{"stage": j.stage.value, "cluster": j.cluster, "hub": j.hub, "chart": j.chart,
                   "reasons": list(j.reasons)} for j in plan.jobs],
-        "removed": [{"cluster": r.cluster, "hub": r.hub} for r in plan.removed],
+        "removed": [{"cluster": r.cluster, "hub": r.hub, "cluster_removed": r.cluster_removed}
+                    for r in plan.removed],
         "no_canary": list(plan.no_canary),
         "notes": list(plan.notes),
     }
@@ -41,7 +42,8 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
         jobs = tuple(Job(stage=Stage(j["stage"]), cluster=j["cluster"], hub=j.get("hub"),
                          chart=j["chart"], reasons=tuple(j.get("reasons", ())))
                      for j in doc["jobs"])
-        removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"))
+        removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"),
+                                cluster_removed=bool(r.get("cluster_removed", False)))
                         for r in doc.get("removed", ()))
     except (KeyError, TypeError, ValueError) as err:
         raise HubtasksError(f"{source}: malformed plan entry: {err!r}") from None

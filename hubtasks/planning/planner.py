@@ -20,7 +20,7 @@ from hubtasks.config.charts import CHART_FILE
 from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, RepoConfig, Settings
 from hubtasks.model import Job, Plan, Removed, Stage, gc_paused
 from hubtasks.planning.changes import ChangedFile
-from hubtasks.planning.semantics import ClusterDiff, diff_cluster, summarize
+from hubtasks.planning.semantics import ClusterDiff, diff_cluster, release_names, summarize
 
 LABEL_SKIP = "deployer:skip-deploy"
 LABEL_SKIP_HUBS = "deployer:skip-deploy-hubs"
@@ -201,8 +201,12 @@ class _Planner:
         base_doc = self.request.base_docs.get(cluster.name, cluster.doc)
         diff = diff_cluster(cluster, base_doc) if cluster.name in self.request.base_docs \
             else ClusterDiff()
-        common = [*diff.all_releases, *self.files(cluster.credential_files, "credentials")]
+        # credential files are not release inputs: their path is (connection_view), their
+        # content (a rotated deployer key) changes nothing that is deployed
+        common = list(diff.all_releases)
         self.removed += [Removed(cluster=cluster.name, hub=h) for h in diff.removed_hubs]
+        if diff.support_removed:
+            self.removed.append(Removed(cluster=cluster.name))
         if cluster.support is not None:
             key: Key = (cluster.name, None)
             self.meta[key] = (Stage.SUPPORT, self.settings.support_chart)
@@ -221,7 +225,8 @@ class _Planner:
     def removed_clusters(self) -> None:
         for name, doc in sorted(self.request.base_docs.items()):
             if name not in self.config.clusters and isinstance(doc, Mapping):
-                self.removed.append(Removed(cluster=name))
+                self.removed += [Removed(cluster=name, hub=hub, cluster_removed=True)
+                                 for hub in release_names(doc)]
 
 
 def canary(cluster: Cluster, planned: Mapping[Key, list[str]]) -> tuple[dict[str, str], bool]:
