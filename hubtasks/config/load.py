@@ -199,21 +199,30 @@ class _ClusterLoader:
                                   f"{where}.helm_chart_values_files")
         override = self.optional(entry, "chart_override", where, override_path)
         domain_file = self.optional(entry, "domain_override_file", where, repo_path)
+        deps, replaced = self.override_deps(override, chart)
         return Hub(name=name, cluster=self.name, chart=chart, domain=entry["domain"],
                    values_files=values, staging=is_staging(entry), chart_override=override,
                    domain_override_file=domain_file, display_name=entry.get("display_name", ""),
-                   override_deps=self.override_deps(override, chart), entry=entry)
+                   override_deps=deps, override_chart=replaced, entry=entry)
 
-    def override_deps(self, override: str | None, chart: str) -> tuple[str, ...] | None:
-        """Local dependencies declared by a chart_override, resolved in the chart folder."""
+    def override_deps(self, override: str | None,
+                      chart: str) -> tuple[tuple[str, ...] | None, str | None]:
+        """(local dependencies, replaced chart folder) of a chart_override.
+
+        The override replaces the Chart.yaml of the chart its `name` names (the hub's own
+        chart when it names none); its `file://` paths resolve in that chart's folder.
+        """
         if override is None:
-            return None
+            return None, None
         try:
             doc = read_yaml(self.root, override)
         except ConfigError as err:
             self.problems.extend(err.problems)
-            return None
-        return file_dependencies(doc, self.settings.chart_folder(chart))
+            return None, None
+        name = doc.get("name") if isinstance(doc, dict) else None
+        folder = self.settings.chart_folder(name) if isinstance(name, str) else ""
+        replaced = folder if folder in self.charts else self.settings.chart_folder(chart)
+        return file_dependencies(doc, replaced), replaced
 
     def optional(self, entry: Mapping[str, Any], key: str, where: str,
                  join: Callable[[str, str], str | None]) -> str | None:

@@ -59,6 +59,7 @@ class Hub:
     domain_override_file: str | None = None
     display_name: str = ""
     override_deps: tuple[str, ...] | None = None
+    override_chart: str | None = None  # folder of the chart whose Chart.yaml the override replaces
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -120,6 +121,8 @@ class RepoConfig:
         for cluster in self.clusters.values():
             yield from cluster.hubs
 
-    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None) -> list[str]:
+    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None,
+                      replaced: str | None = None) -> list[str]:
         """The chart folder and its local dependency folders, recursively, in order."""
-        return chart_closure(self.charts, self.settings.chart_folder(chart), override_deps)
+        return chart_closure(self.charts, self.settings.chart_folder(chart), override_deps,
+                             replaced)
