@@ -125,6 +125,7 @@ class Job:
     hub: str | None
     chart: str
     reasons: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()  # problems with its own inputs: the job fails without helm
 
     @property
     def key(self) -> JobKey:

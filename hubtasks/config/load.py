@@ -124,13 +124,15 @@ class _ClusterLoader:
     """Builds one Cluster from its parsed cluster.yaml, collecting problems."""
 
     def __init__(self, fs: FsCache, root: Path, settings: Settings,
-                 charts: Mapping[str, Chart], folder_name: str, problems: list[str]) -> None:
+                 charts: Mapping[str, Chart], folder_name: str, problems: list[str],
+                 tolerant: bool = False) -> None:
         self.root, self.settings, self.charts = root, settings, charts
         self.name = folder_name
         self.folder = f"{settings.clusters_dir}/{folder_name}"
         self.rel = f"{self.folder}/{CLUSTER_FILE}"
         self.problems = problems
-        self.check = FileChecker(fs, self.rel, problems)
+        self.check = FileChecker(fs, self.rel, problems, keep_missing=tolerant)
+        self.invalid: dict[tuple[str, str | None], tuple[str, ...]] = {}
 
     def load(self, doc: Any) -> Cluster | None:
         if not isinstance(doc, dict):
@@ -143,9 +145,14 @@ class _ClusterLoader:
         if doc["name"] != self.name:
             self.problems.append(f"{self.rel}: name: {doc['name']!r} does not match its folder "
                                  f"name {self.name!r}")
-        hubs = self.hubs(doc.get("hubs") or [], doc)
-        support = self.support(doc)
+        start = len(self.problems)
         creds, context = self.connection(doc)
+        common = self.problems[start:]
+        hubs = self.hubs(doc.get("hubs") or [], doc, common)
+        mark = len(self.problems)
+        support = self.support(doc)
+        if common or len(self.problems) > mark:
+            self.invalid[(self.name, None)] = (*common, *self.problems[mark:])
         return Cluster(name=self.name, provider=doc["provider"], folder=self.folder, hubs=hubs,
                        support=support, credential_files=creds, kube_context=context, doc=doc)
 
@@ -170,12 +177,16 @@ class _ClusterLoader:
         context = block.get("context") if provider == "kubeconfig" else None
         return ((path,) if path else ()), context
 
-    def hubs(self, entries: list[dict[str, Any]], doc: Any) -> tuple[Hub, ...]:
+    def hubs(self, entries: list[dict[str, Any]], doc: Any,
+             common: list[str]) -> tuple[Hub, ...]:
         seen: set[str] = set()
         hubs = []
         for index, entry in enumerate(entries):
             where = key_path(["hubs", index], doc)
+            mark = len(self.problems)
             hub = self.hub(entry, where)
+            if common or len(self.problems) > mark:
+                self.invalid[(self.name, entry["name"])] = (*common, *self.problems[mark:])
             if entry["name"] in seen:
                 self.problems.append(f"{self.rel}: {where}: duplicate hub name {entry['name']!r}")
             seen.add(entry["name"])
@@ -232,8 +243,13 @@ class _ClusterLoader:
 
 
 def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[str, Chart],
-                 name: str, problems: list[str]) -> Cluster | None:
-    """Load and check one cluster folder; problems are appended, never raised."""
+                 name: str, problems: list[str],
+                 invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = None
+                 ) -> Cluster | None:
+    """Load and check one cluster folder; problems are appended, never raised.
+
+    With `invalid` (a tolerant load), each release's own problems are recorded there too.
+    """
     rel = settings.cluster_file(name)
     if not (root / rel).is_file():
         problems.append(f"{rel}: missing (add it, or list {name!r} under exclude_clusters in "
@@ -244,14 +260,22 @@ def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[st
     except ConfigError as err:
         problems.extend(err.problems)
         return None
-    return _ClusterLoader(fs, root, settings, charts, name, problems).load(doc)
+    loader = _ClusterLoader(fs, root, settings, charts, name, problems,
+                            tolerant=invalid is not None)
+    cluster = loader.load(doc)
+    if invalid is not None:
+        invalid.update(loader.invalid)
+    return cluster
 
 
 @gc_paused
-def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> RepoConfig:
+def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
+                tolerant: bool = False) -> RepoConfig:
     """Load and validate a config repo; raise ConfigError listing every problem.
 
     `clusters` limits loading to some cluster folders (CI legs only need their own).
+    `tolerant` (planning) raises only for repo-wide problems: a release's own problems go
+    to `RepoConfig.invalid`, a cluster whose cluster.yaml can't be used to `broken`.
     """
     root = Path(root).resolve()
     settings = load_settings(root)
@@ -267,10 +291,18 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> R
         names = [n for n in names if n in wanted]
     loaded: dict[str, Cluster] = {}
     fs = FsCache(root)
+    invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = {} if tolerant else None
+    broken: dict[str, tuple[str, ...]] = {}
+    if tolerant and problems:  # chart problems concern every release
+        raise ConfigError(problems)
     for name in names:
-        cluster = load_cluster(fs, root, settings, charts, name, problems)
+        mark = len(problems)
+        cluster = load_cluster(fs, root, settings, charts, name, problems, invalid)
         if cluster is not None:
             loaded[name] = cluster
-    if problems:
+        elif len(problems) > mark:
+            broken[name] = tuple(problems[mark:])
+    if problems and invalid is None:
         raise ConfigError(problems)
-    return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts)
+    return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
+                      invalid=invalid or {}, broken=broken)

@@ -102,6 +102,10 @@ class RepoConfig:
     settings: Settings
     clusters: Mapping[str, Cluster]
     charts: Mapping[str, Chart]
+    # tolerant loads only (planning): problems of one release's own inputs, keyed by
+    # (cluster, hub or None for support), and clusters whose cluster.yaml can't be used
+    invalid: Mapping[tuple[str, str | None], tuple[str, ...]] = field(default_factory=dict)
+    broken: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def cluster(self, name: str) -> Cluster:
         try:

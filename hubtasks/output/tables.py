@@ -14,7 +14,8 @@ STAGE_TITLES = {Stage.SUPPORT: "Support", Stage.STAGING: "Staging hubs", Stage.P
 
 
 def _rows(jobs: Iterable[Job], sep: str) -> list[list[str]]:
-    return [[j.cluster, j.hub or "", j.chart, sep.join(j.reasons)] for j in jobs]
+    return [[j.cluster, j.hub or "", j.chart,
+             sep.join([*(f"INVALID: {p}" for p in j.invalid), *j.reasons])] for j in jobs]
 
 
 def plan_tables(plan: Plan, *, fmt: str = "simple", width: int = 80) -> str:

@@ -21,7 +21,8 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "base": plan.base,
         "head": plan.head,
         "jobs": [{"stage": j.stage.value, "cluster": j.cluster, "hub": j.hub, "chart": j.chart,
-                  "reasons": list(j.reasons)} for j in plan.jobs],
+                  "reasons": list(j.reasons), **({"invalid": list(j.invalid)} if j.invalid else {})}
+                 for j in plan.jobs],
         "removed": [{"cluster": r.cluster, "hub": r.hub, "cluster_removed": r.cluster_removed}
                     for r in plan.removed],
         "no_canary": list(plan.no_canary),
@@ -40,7 +41,8 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
                             "create one with `hubtasks plan --out FILE`")
     try:
         jobs = tuple(Job(stage=Stage(j["stage"]), cluster=j["cluster"], hub=j.get("hub"),
-                         chart=j["chart"], reasons=tuple(j.get("reasons", ())))
+                         chart=j["chart"], reasons=tuple(j.get("reasons", ())),
+                         invalid=tuple(j.get("invalid", ())))
                      for j in doc["jobs"])
         removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"),
                                 cluster_removed=bool(r.get("cluster_removed", False)))

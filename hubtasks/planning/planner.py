@@ -233,7 +233,8 @@ class _Planner:
 
     def removed_clusters(self) -> None:
         for name, doc in sorted(self.request.base_docs.items()):
-            if name not in self.config.clusters and isinstance(doc, Mapping):
+            if name not in self.config.clusters and name not in self.config.broken \
+                    and isinstance(doc, Mapping):
                 self.removed += [Removed(cluster=name, hub=hub, cluster_removed=True)
                                  for hub in release_names(doc)]
 
@@ -271,10 +272,13 @@ def build_plan(config: RepoConfig, request: PlanRequest) -> Plan:
     if LABEL_SKIP_HUBS in request.labels:
         reasons = defaultdict(list, {k: v for k, v in reasons.items() if k[1] is None})
     jobs = [Job(stage=planner.meta[key][0], cluster=key[0], hub=key[1],
-                chart=planner.meta[key][1], reasons=tuple(dict.fromkeys(why)))
+                chart=planner.meta[key][1], reasons=tuple(dict.fromkeys(why)),
+                invalid=config.invalid.get(key, ()))
             for key, why in reasons.items() if why]
     notes = tuple(f"unknown label {label!r} ignored" for label in sorted(request.labels)
                   if label.startswith("deployer:") and label not in KNOWN_LABELS)
+    notes += tuple(f"cluster {name!r} not planned: {problem}"
+                   for name, problems in sorted(config.broken.items()) for problem in problems)
     return Plan(base=request.base, head=request.head,
                 jobs=tuple(sorted(jobs, key=Job.sort_key)),
                 removed=tuple(sorted(planner.removed, key=lambda r: (r.cluster, r.hub or ""))),
