@@ -261,7 +261,8 @@ CASES = [
         f"{C}/delta/solo.values.yaml": "a: 1\n"})(repo)),
          {"prod:delta/solo"}, {"prod:delta/solo": "new cluster"}, no_canary={"delta"}),
     Case("removed-cluster", lambda repo: repo.git("rm", "-rq", f"{C}/gamma"), set(),
-         removed={"gamma/support!", "gamma/canary!", "gamma/research!", "gamma/teach!", "gamma/geo!"}),
+         removed={"gamma/support!", "gamma/canary!", "gamma/research!", "gamma/teach!",
+                  "gamma/geo!"}),
     Case("renamed-cluster", lambda repo: (
         repo.git("mv", f"{C}/beta", f"{C}/bravo"),
         edit_cluster("bravo", set_key(["name"], "bravo"))(repo)),

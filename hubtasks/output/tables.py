@@ -44,8 +44,8 @@ def _extras(plan: Plan, markdown: bool) -> list[str]:
                 for r in plan.removed]
         title = f"Removed at head, not uninstalled ({len(rows)})"
         out += [f"### {title}" if markdown else title,
-                tabulate(rows, headers=["cluster", "release", "cluster removed"], tablefmt="github" if markdown
-                         else "simple")]
+                tabulate(rows, headers=["cluster", "release", "cluster removed"],
+                         tablefmt="github" if markdown else "simple")]
     for cluster in plan.no_canary:
         out.append(f"WARNING: cluster {cluster!r} has prod hubs planned but no canary "
                    "(no staging hub and no support job)")
