@@ -64,3 +64,15 @@ def test_cli_plan_exits_0_and_strict_exits_2(tmp_path: Path) -> None:
     assert strict.returncode == 2 and "prod1.values.yaml" in strict.stderr
     check = hubtasks(repo.root, "check-config")
     assert check.returncode == 2
+
+
+def test_cluster_wide_problem_marks_every_release(tmp_path: Path) -> None:
+    base = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    doc = repo.read_yaml(f"{C}/beta/cluster.yaml")
+    doc["name"] = "not-beta"
+    repo.write({f"{C}/beta/cluster.yaml": doc, f"{C}/beta/one.values.yaml": "x: 3\n"})
+    repo.commit("rename inside")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    beta = [j for j in plan.jobs if j.cluster == "beta"]
+    assert beta and all(any("does not match its folder" in p for p in j.invalid) for j in beta)

@@ -268,6 +268,20 @@ def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[st
     return cluster
 
 
+def _mark_cluster_wide(invalid: dict[tuple[str, str | None], tuple[str, ...]],
+                      cluster: Cluster, problems: list[str]) -> None:
+    """Problems no single release owns (a folder/name mismatch, a duplicate hub name) mark
+    every release of the cluster."""
+    owned = {p for key, ps in invalid.items() if key[0] == cluster.name for p in ps}
+    rest = tuple(p for p in problems if p not in owned)
+    if not rest:
+        return
+    keys = [*([(cluster.name, None)] if cluster.support else []),
+            *((cluster.name, h.name) for h in cluster.hubs)]
+    for key in keys:
+        invalid[key] = (*invalid.get(key, ()), *rest)
+
+
 @gc_paused
 def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
                 tolerant: bool = False) -> RepoConfig:
@@ -300,6 +314,8 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
         cluster = load_cluster(fs, root, settings, charts, name, problems, invalid)
         if cluster is not None:
             loaded[name] = cluster
+            if invalid is not None:
+                _mark_cluster_wide(invalid, cluster, problems[mark:])
         elif len(problems) > mark:
             broken[name] = tuple(problems[mark:])
     if problems and invalid is None:
