@@ -126,6 +126,7 @@ class Job:
     hub: str | None
     chart: str
     reasons: tuple[str, ...] = ()
+    invalid: tuple[str, ...] = ()  # problems with its own inputs: the job fails without helm
 
     @property
     def key(self) -> JobKey:
@@ -146,10 +147,14 @@ class Job:
 
 @dataclass(frozen=True, kw_only=True)
 class Removed:
-    """A hub, or a whole cluster (hub is None), present at base but gone at head."""
+    """A release present at base but gone at head: a hub, or the support release (hub None).
+
+    `cluster_removed` is set on every release of a cluster whose folder went entirely.
+    """
 
     cluster: str
     hub: str | None = None
+    cluster_removed: bool = False
 
 
 @dataclass(frozen=True, kw_only=True, order=True)

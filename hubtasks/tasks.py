@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -79,6 +80,7 @@ def helps(*drop: str, **extra: str) -> dict[str, str]:
     "files_from": "read changed file paths from FILE ('-' for stdin)",
     "format": "table (default), json or github", "repo": DEPLOY_HELP["repo"],
     "out": "also save the plan JSON to FILE for the later stages",
+    "strict": "exit 2 when any release or cluster has invalid inputs (for PR checks)",
     **AGAINST_HELP})
 @user_errors
 def plan(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool = False,
@@ -86,23 +88,27 @@ def plan(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool
          label: list[str] | None = None, everything: bool = False, format: str = "table",
          out: str | None = None, repo: str | None = None, against: str | None = None,
          helm: str | None = None, kubeconfig_dir: str | None = None,
-         jobs: int | None = None) -> None:
+         jobs: int | None = None, strict: bool = False) -> int:
     """Decide which releases need `helm upgrade`, and why."""
     from hubtasks.deploying.converge import check_against, plan_deployed
     from hubtasks.options import plan_options
     from hubtasks.output.reports import PLAN_FORMATS, check_format, show_plan
     from hubtasks.planning.planfile import save_plan
-    from hubtasks.planning.repo import plan_repo
+    from hubtasks.planning.repo import invalid_problems, plan_repo
 
     check_format(format, PLAN_FORMATS)
     check_against(against)
     if against:
-        _, the_plan, _ = plan_deployed(run_options(c, locals()))
+        config, the_plan, _ = plan_deployed(run_options(c, locals()))
     else:
-        _, the_plan = plan_repo(repo_root(c, locals()), plan_options(c, locals()))
+        config, the_plan = plan_repo(repo_root(c, locals()), plan_options(c, locals()))
     if out:
         save_plan(the_plan, Path(out))
     show_plan(the_plan, format, os.environ)
+    problems = invalid_problems(config) if strict else []
+    for problem in problems:
+        print(f"hubtasks: invalid: {problem}", file=sys.stderr)
+    return 2 if problems else 0
 
 
 @task(help={"repo": "config repo to check (default: current directory)"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -118,3 +119,26 @@ def test_decrypted_secrets_never_reach_the_log(example: Path, tmp_path: Path,
     assert result.status is Status.SUCCEEDED and result.stage is Stage.PROD
     log = Path(result.log or "").read_text()
     assert "apiToken" in log and secret not in log and "***" in log
+
+
+def test_invalid_job_fails_at_once_without_helm(example: Path, tmp_path: Path,
+                                                 sops: Path) -> None:
+    fake = tmp_path / "helm"
+    fake.write_text(ECHO_HELM)
+    fake.chmod(0o755)
+    config = load_config(example)
+    job = replace(_job(example, "geo-cloud", "glacier"),
+                  invalid=("cluster.yaml: hubs[0]: file x.values.yaml does not exist",))
+    env = {"PATH": "/usr/bin:/bin"}
+    options = DeployOptions(dry_run=True, log_dir=tmp_path / "logs", env=env,
+                            work_dir=tmp_path / "work")
+    info = probe(fake, env=env)
+    marker = tmp_path / "called"
+    fake.write_text(f"#!/bin/sh\ntouch {marker}\n")  # after probing: any later call marks
+    runner = HelmRunner(config, head="abc", helm=info, options=options,
+                        charts={job.key: example / "helm-charts/daskhub"},
+                        credentials=Credentials(config, kubeconfig_dir=None, sops=sops,
+                                                env=env), sops=sops)
+    result = runner(job, threading.Event())
+    assert result.status is Status.FAILED and "x.values.yaml does not exist" in result.error
+    assert not marker.exists()

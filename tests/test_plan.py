@@ -58,7 +58,8 @@ GAMMA: dict[str, Any] = {  # 2i2c style: gcp, metadata, chart overrides, explici
     "support": {"helm_chart_values_files": ["support.values.yaml"]},
     "hubs": [hub("canary", staging=True),
              hub("research", chart_override="research-chart.yaml"),
-             hub("teach", "daskhub", chart_override="config/overrides/teach-chart.yaml")],
+             hub("teach", "daskhub", chart_override="config/overrides/teach-chart.yaml"),
+             hub("geo", "daskhub", chart_override="research-chart.yaml")],  # replaces basehub
 }
 
 
@@ -152,12 +153,13 @@ CASES = [
          write({"helm-charts/basehub/templates/hub.yaml": "kind: Secret\n"}),
          {"prod:alpha/prod1", "prod:alpha/prod2", *ALPHA_CANARY, "prod:beta/one",
           "prod:beta/two", "prod:beta/staging-docs", "staging:gamma/canary", "prod:gamma/teach",
-          "prod:gamma/research"},
+          "prod:gamma/research", "prod:gamma/geo"},
          {"prod:alpha/prod2": "chart basehub: templates/hub.yaml modified"},
          no_canary={"beta"}),
     Case("daskhub-chart-only-daskhub",
          write({"helm-charts/daskhub/templates/gw.yaml": "kind: Secret\n"}),
-         {"prod:alpha/prod2", *ALPHA_CANARY, "prod:gamma/teach", "staging:gamma/canary"}),
+         {"prod:alpha/prod2", *ALPHA_CANARY, "prod:gamma/teach", "prod:gamma/geo",
+          "staging:gamma/canary"}),
     Case("chart-yaml-edit-skips-overridden-hubs",
          write({"helm-charts/basehub/Chart.yaml": {**chart("basehub"), "version": "0.2.0"}}),
          {"prod:alpha/prod1", "prod:alpha/prod2", *ALPHA_CANARY, "prod:beta/one",
@@ -165,7 +167,7 @@ CASES = [
          no_canary={"beta"}),
     Case("chart-override-file", write({f"{C}/gamma/research-chart.yaml": chart("basehub", [])
                                        | {"version": "9"}}),
-         {"prod:gamma/research", "staging:gamma/canary"},
+         {"prod:gamma/research", "prod:gamma/geo", "staging:gamma/canary"},
          {"prod:gamma/research": "chart_override config/clusters/gamma/research-chart.yaml"}),
     Case("root-relative-chart-override",
          write({"config/overrides/teach-chart.yaml": {**chart("daskhub", ["basehub"]),
@@ -185,12 +187,15 @@ CASES = [
     Case("connection-edit-plans-whole-cluster",
          edit_cluster("gamma", set_key(["gcp", "zone"], "europe")),
          {"support:gamma/support", "staging:gamma/canary", "prod:gamma/research",
-          "prod:gamma/teach"},
+          "prod:gamma/teach", "prod:gamma/geo"},
          {"prod:gamma/teach": "connection changed: gcp.zone"}),
-    Case("credentials-file", write({f"{C}/beta/kubeconfig.yaml": "apiVersion: v1\nx: 1\n"}),
+    Case("credentials-file-content-plans-nothing",
+         write({f"{C}/beta/kubeconfig.yaml": "apiVersion: v1\nx: 1\n"}), set()),
+    Case("credentials-file-path-plans-cluster",
+         lambda repo: (write({f"{C}/beta/kc2.yaml": "apiVersion: v1\n"})(repo),
+                       edit_cluster("beta", set_key(["kubeconfig", "file"], "kc2.yaml"))(repo)),
          {"prod:beta/one", "prod:beta/two", "prod:beta/staging-docs"},
-         {"prod:beta/one": "credentials config/clusters/beta/kubeconfig.yaml modified"},
-         no_canary={"beta"}),
+         {"prod:beta/one": "connection changed: kubeconfig.file"}, no_canary={"beta"}),
     Case("support-entry-edit",
          edit_cluster("alpha", set_key(["support", "helm_chart_values_files"],
                                        ["support.values.yaml", "common.values.yaml"])),
@@ -201,6 +206,14 @@ CASES = [
          {"prod:alpha/new", *ALPHA_CANARY}, {"prod:alpha/new": "new hub"}),
     Case("removed-hub", edit_cluster("alpha", lambda d: d["hubs"].pop(3)), set(),
          removed={"alpha/prod2"}),
+    Case("removed-support", edit_cluster("alpha", lambda d: d.pop("support")), set(),
+         removed={"alpha/support"}),
+    Case("renamed-hub-is-removal-plus-addition",
+         lambda repo: (rename(f"{C}/beta/two.values.yaml", f"{C}/beta/deux.values.yaml")(repo),
+                       edit_cluster("beta", lambda d: d["hubs"][1].update(
+                           name="deux", helm_chart_values_files=["deux.values.yaml"]))(repo)),
+         {"prod:beta/deux"}, {"prod:beta/deux": "new hub"}, removed={"beta/two"},
+         no_canary={"beta"}),
     Case("staging-flag-flip-moves-hub-to-staging",
          edit_cluster("beta", set_key(["hubs", 0, "staging"], True)),
          {"staging:beta/one"}, {"staging:beta/one": "hubs[one] changed: staging"}),
@@ -223,6 +236,21 @@ CASES = [
          {"prod:beta/two"},
          {"prod:beta/two": "values config/clusters/beta/second.values.yaml renamed from"},
          no_canary={"beta"}),
+    Case("basehub-template-plans-every-closure-with-basehub-override-or-not",
+         write({"helm-charts/basehub/templates/hub.yaml": "kind: Secret\n"}),
+         {"prod:alpha/prod1", "prod:alpha/prod2", *ALPHA_CANARY, "prod:beta/one",
+          "prod:beta/two", "prod:beta/staging-docs", "staging:gamma/canary",
+          "prod:gamma/research", "prod:gamma/teach", "prod:gamma/geo"},
+         {"prod:gamma/geo": "chart basehub: templates/hub.yaml modified"}, no_canary={"beta"}),
+    Case("basehub-chart-yaml-skips-hubs-whose-override-replaces-it",
+         write({"helm-charts/basehub/Chart.yaml": {**chart("basehub"), "version": "0.2.0"}}),
+         {"prod:alpha/prod1", "prod:alpha/prod2", *ALPHA_CANARY, "prod:beta/one",
+          "prod:beta/two", "prod:beta/staging-docs", "staging:gamma/canary",
+          "prod:gamma/teach"}, no_canary={"beta"}),
+    Case("override-edit-plans-its-hubs",
+         write({f"{C}/gamma/research-chart.yaml": {**chart("basehub"), "version": "0.3.0"}}),
+         {"prod:gamma/research", "prod:gamma/geo", "staging:gamma/canary"},
+         {"prod:gamma/geo": "chart_override config/clusters/gamma/research-chart.yaml"}),
     Case("deleted-chart-template",
          write({"helm-charts/support/templates/p.yaml": None}),
          {"support:alpha/support", "support:gamma/support"},
@@ -232,17 +260,19 @@ CASES = [
                                     "hubs": [hub("solo")]},
         f"{C}/delta/solo.values.yaml": "a: 1\n"})(repo)),
          {"prod:delta/solo"}, {"prod:delta/solo": "new cluster"}, no_canary={"delta"}),
-    Case("removed-cluster", lambda repo: repo.git("rm", "-rq", f"{C}/beta"), set(),
-         removed={"beta"}),
+    Case("removed-cluster", lambda repo: repo.git("rm", "-rq", f"{C}/gamma"), set(),
+         removed={"gamma/support!", "gamma/canary!", "gamma/research!", "gamma/teach!",
+                  "gamma/geo!"}),
     Case("renamed-cluster", lambda repo: (
         repo.git("mv", f"{C}/beta", f"{C}/bravo"),
         edit_cluster("bravo", set_key(["name"], "bravo"))(repo)),
-         {"prod:bravo/one", "prod:bravo/two", "prod:bravo/staging-docs"}, removed={"beta"},
+         {"prod:bravo/one", "prod:bravo/two", "prod:bravo/staging-docs"},
+         removed={"beta/one!", "beta/two!", "beta/staging-docs!"},
          no_canary={"bravo"}),
     Case("deploy-all-hubs-glob", write({"shared/hubs/nested/x.txt": "1\n"}),
          {"prod:alpha/prod1", "prod:alpha/prod2", *ALPHA_CANARY, "prod:beta/one",
           "prod:beta/two", "prod:beta/staging-docs", "staging:gamma/canary",
-          "prod:gamma/research", "prod:gamma/teach"},
+          "prod:gamma/research", "prod:gamma/teach", "prod:gamma/geo"},
          {"prod:beta/one": "deploy_all_hubs_on 'shared/hubs/**' matched: shared/hubs/nested"},
          no_canary={"beta"}),
     Case("deploy-all-support-glob", write({"shared/support/b.yaml": "1\n"}),
@@ -265,13 +295,12 @@ CASES = [
     Case("label-deploy-hubs", write({}),
          {"prod:alpha/prod1", "prod:alpha/prod2", *ALPHA_CANARY, "prod:beta/one",
           "prod:beta/two", "prod:beta/staging-docs", "staging:gamma/canary",
-          "prod:gamma/research", "prod:gamma/teach"},
+          "prod:gamma/research", "prod:gamma/teach", "prod:gamma/geo"},
          {"prod:beta/one": "label deployer:deploy-hubs"}, no_canary={"beta"},
          labels=("deployer:deploy-hubs",)),
     Case("support-planned-is-the-canary", lambda repo: repo.write({
-        f"{C}/gamma/enc-deployer-credentials.secret.json": "{\"a\": 1}\n"}),
-         {"support:gamma/support", "staging:gamma/canary", "prod:gamma/research",
-          "prod:gamma/teach"}),
+        f"{C}/gamma/support.values.yaml": "s: 2\n", f"{C}/gamma/research.values.yaml": "r: 2\n"}),
+         {"support:gamma/support", "staging:gamma/canary", "prod:gamma/research"}),
 ]
 
 
@@ -295,7 +324,8 @@ def test_plan_case(case: Case, base_repo: Path, tmp_path: Path) -> None:
     for job_id, fragment in case.reasons.items():
         job = next(j for j in plan.jobs if f"{j.stage.value}:{j.cluster}/{j.release}" == job_id)
         assert any(fragment in r for r in job.reasons), job.reasons
-    assert {f"{r.cluster}/{r.hub}" if r.hub else r.cluster for r in plan.removed} == case.removed
+    assert {f"{r.cluster}/{r.hub or 'support'}" + ("!" if r.cluster_removed else "")
+            for r in plan.removed} == case.removed
     assert set(plan.no_canary) == case.no_canary
     assert all(j.reasons for j in plan.jobs)
 

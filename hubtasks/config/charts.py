@@ -88,11 +88,15 @@ def with_absolute_file_deps(doc: Any, folder: Path) -> Any:
 
 
 def chart_closure(charts: Mapping[str, Chart], start: str,
-                  override_deps: tuple[str, ...] | None = None) -> list[str]:
+                  override_deps: tuple[str, ...] | None = None,
+                  replaced: str | None = None) -> list[str]:
     """`start` and its local dependency folders, recursively, depth-first, each once.
 
-    `override_deps` replaces the dependencies of `start` (a hub's chart_override).
+    `override_deps` replaces the dependencies of the folder `replaced` (default `start`)
+    wherever it occurs in the closure: a hub's chart_override replaces the Chart.yaml of the
+    chart it names (2i2c: basehub, also under daskhub's `file://../basehub`).
     """
+    replaced = start if replaced is None else replaced
     seen: list[str] = []
     pending = [start]
     while pending:
@@ -100,7 +104,7 @@ def chart_closure(charts: Mapping[str, Chart], start: str,
         if folder in seen:
             continue
         seen.append(folder)
-        deps = override_deps if folder == start and override_deps is not None else None
+        deps = override_deps if folder == replaced and override_deps is not None else None
         if deps is None:
             known = charts.get(folder)
             deps = known.file_deps if known else ()

@@ -124,13 +124,15 @@ class _ClusterLoader:
     """Builds one Cluster from its parsed cluster.yaml, collecting problems."""
 
     def __init__(self, fs: FsCache, root: Path, settings: Settings,
-                 charts: Mapping[str, Chart], folder_name: str, problems: list[str]) -> None:
+                 charts: Mapping[str, Chart], folder_name: str, problems: list[str],
+                 tolerant: bool = False) -> None:
         self.root, self.settings, self.charts = root, settings, charts
         self.name = folder_name
         self.folder = f"{settings.clusters_dir}/{folder_name}"
         self.rel = f"{self.folder}/{CLUSTER_FILE}"
         self.problems = problems
-        self.check = FileChecker(fs, self.rel, problems)
+        self.check = FileChecker(fs, self.rel, problems, keep_missing=tolerant)
+        self.invalid: dict[tuple[str, str | None], tuple[str, ...]] = {}
 
     def load(self, doc: Any) -> Cluster | None:
         if not isinstance(doc, dict):
@@ -143,9 +145,14 @@ class _ClusterLoader:
         if doc["name"] != self.name:
             self.problems.append(f"{self.rel}: name: {doc['name']!r} does not match its folder "
                                  f"name {self.name!r}")
-        hubs = self.hubs(doc.get("hubs") or [], doc)
-        support = self.support(doc)
+        start = len(self.problems)
         creds, context = self.connection(doc)
+        common = self.problems[start:]
+        hubs = self.hubs(doc.get("hubs") or [], doc, common)
+        mark = len(self.problems)
+        support = self.support(doc)
+        if common or len(self.problems) > mark:
+            self.invalid[(self.name, None)] = (*common, *self.problems[mark:])
         return Cluster(name=self.name, provider=doc["provider"], folder=self.folder, hubs=hubs,
                        support=support, credential_files=creds, kube_context=context, doc=doc)
 
@@ -170,12 +177,16 @@ class _ClusterLoader:
         context = block.get("context") if provider == "kubeconfig" else None
         return ((path,) if path else ()), context
 
-    def hubs(self, entries: list[dict[str, Any]], doc: Any) -> tuple[Hub, ...]:
+    def hubs(self, entries: list[dict[str, Any]], doc: Any,
+             common: list[str]) -> tuple[Hub, ...]:
         seen: set[str] = set()
         hubs = []
         for index, entry in enumerate(entries):
             where = key_path(["hubs", index], doc)
+            mark = len(self.problems)
             hub = self.hub(entry, where)
+            if common or len(self.problems) > mark:
+                self.invalid[(self.name, entry["name"])] = (*common, *self.problems[mark:])
             if entry["name"] in seen:
                 self.problems.append(f"{self.rel}: {where}: duplicate hub name {entry['name']!r}")
             seen.add(entry["name"])
@@ -199,21 +210,30 @@ class _ClusterLoader:
                                   f"{where}.helm_chart_values_files")
         override = self.optional(entry, "chart_override", where, override_path)
         domain_file = self.optional(entry, "domain_override_file", where, repo_path)
+        deps, replaced = self.override_deps(override, chart)
         return Hub(name=name, cluster=self.name, chart=chart, domain=entry["domain"],
                    values_files=values, staging=is_staging(entry), chart_override=override,
                    domain_override_file=domain_file, display_name=entry.get("display_name", ""),
-                   override_deps=self.override_deps(override, chart), entry=entry)
+                   override_deps=deps, override_chart=replaced, entry=entry)
 
-    def override_deps(self, override: str | None, chart: str) -> tuple[str, ...] | None:
-        """Local dependencies declared by a chart_override, resolved in the chart folder."""
+    def override_deps(self, override: str | None,
+                      chart: str) -> tuple[tuple[str, ...] | None, str | None]:
+        """(local dependencies, replaced chart folder) of a chart_override.
+
+        The override replaces the Chart.yaml of the chart its `name` names (the hub's own
+        chart when it names none); its `file://` paths resolve in that chart's folder.
+        """
         if override is None:
-            return None
+            return None, None
         try:
             doc = read_yaml(self.root, override)
         except ConfigError as err:
             self.problems.extend(err.problems)
-            return None
-        return file_dependencies(doc, self.settings.chart_folder(chart))
+            return None, None
+        name = doc.get("name") if isinstance(doc, dict) else None
+        folder = self.settings.chart_folder(name) if isinstance(name, str) else ""
+        replaced = folder if folder in self.charts else self.settings.chart_folder(chart)
+        return file_dependencies(doc, replaced), replaced
 
     def optional(self, entry: Mapping[str, Any], key: str, where: str,
                  join: Callable[[str, str], str | None]) -> str | None:
@@ -223,8 +243,13 @@ class _ClusterLoader:
 
 
 def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[str, Chart],
-                 name: str, problems: list[str]) -> Cluster | None:
-    """Load and check one cluster folder; problems are appended, never raised."""
+                 name: str, problems: list[str],
+                 invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = None
+                 ) -> Cluster | None:
+    """Load and check one cluster folder; problems are appended, never raised.
+
+    With `invalid` (a tolerant load), each release's own problems are recorded there too.
+    """
     rel = settings.cluster_file(name)
     if not (root / rel).is_file():
         problems.append(f"{rel}: missing (add it, or list {name!r} under exclude_clusters in "
@@ -235,14 +260,36 @@ def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[st
     except ConfigError as err:
         problems.extend(err.problems)
         return None
-    return _ClusterLoader(fs, root, settings, charts, name, problems).load(doc)
+    loader = _ClusterLoader(fs, root, settings, charts, name, problems,
+                            tolerant=invalid is not None)
+    cluster = loader.load(doc)
+    if invalid is not None:
+        invalid.update(loader.invalid)
+    return cluster
+
+
+def _mark_cluster_wide(invalid: dict[tuple[str, str | None], tuple[str, ...]],
+                      cluster: Cluster, problems: list[str]) -> None:
+    """Problems no single release owns (a folder/name mismatch, a duplicate hub name) mark
+    every release of the cluster."""
+    owned = {p for key, ps in invalid.items() if key[0] == cluster.name for p in ps}
+    rest = tuple(p for p in problems if p not in owned)
+    if not rest:
+        return
+    keys = [*([(cluster.name, None)] if cluster.support else []),
+            *((cluster.name, h.name) for h in cluster.hubs)]
+    for key in keys:
+        invalid[key] = (*invalid.get(key, ()), *rest)
 
 
 @gc_paused
-def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> RepoConfig:
+def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
+                tolerant: bool = False) -> RepoConfig:
     """Load and validate a config repo; raise ConfigError listing every problem.
 
     `clusters` limits loading to some cluster folders (CI legs only need their own).
+    `tolerant` (planning) raises only for repo-wide problems: a release's own problems go
+    to `RepoConfig.invalid`, a cluster whose cluster.yaml can't be used to `broken`.
     """
     root = Path(root).resolve()
     settings = load_settings(root)
@@ -258,10 +305,20 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> R
         names = [n for n in names if n in wanted]
     loaded: dict[str, Cluster] = {}
     fs = FsCache(root)
+    invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = {} if tolerant else None
+    broken: dict[str, tuple[str, ...]] = {}
+    if tolerant and problems:  # chart problems concern every release
+        raise ConfigError(problems)
     for name in names:
-        cluster = load_cluster(fs, root, settings, charts, name, problems)
+        mark = len(problems)
+        cluster = load_cluster(fs, root, settings, charts, name, problems, invalid)
         if cluster is not None:
             loaded[name] = cluster
-    if problems:
+            if invalid is not None:
+                _mark_cluster_wide(invalid, cluster, problems[mark:])
+        elif len(problems) > mark:
+            broken[name] = tuple(problems[mark:])
+    if problems and invalid is None:
         raise ConfigError(problems)
-    return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts)
+    return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
+                      invalid=invalid or {}, broken=broken)

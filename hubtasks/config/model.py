@@ -59,6 +59,7 @@ class Hub:
     domain_override_file: str | None = None
     display_name: str = ""
     override_deps: tuple[str, ...] | None = None
+    override_chart: str | None = None  # folder of the chart whose Chart.yaml the override replaces
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -101,6 +102,10 @@ class RepoConfig:
     settings: Settings
     clusters: Mapping[str, Cluster]
     charts: Mapping[str, Chart]
+    # tolerant loads only (planning): problems of one release's own inputs, keyed by
+    # (cluster, hub or None for support), and clusters whose cluster.yaml can't be used
+    invalid: Mapping[tuple[str, str | None], tuple[str, ...]] = field(default_factory=dict)
+    broken: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def cluster(self, name: str) -> Cluster:
         try:
@@ -120,6 +125,8 @@ class RepoConfig:
         for cluster in self.clusters.values():
             yield from cluster.hubs
 
-    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None) -> list[str]:
+    def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None,
+                      replaced: str | None = None) -> list[str]:
         """The chart folder and its local dependency folders, recursively, in order."""
-        return chart_closure(self.charts, self.settings.chart_folder(chart), override_deps)
+        return chart_closure(self.charts, self.settings.chart_folder(chart), override_deps,
+                             replaced)

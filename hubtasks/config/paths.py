@@ -63,8 +63,11 @@ class FsCache:
 class FileChecker:
     """Resolves config paths and records problems about them."""
 
-    def __init__(self, fs: FsCache, rel: str, problems: list[str]) -> None:
+    def __init__(self, fs: FsCache, rel: str, problems: list[str], *,
+                 keep_missing: bool = False) -> None:
         self.fs, self.rel, self.problems = fs, rel, problems
+        # planning keeps a missing file's path: its disappearance is a change of the release
+        self.keep_missing = keep_missing
 
     def file(self, folder: str, value: str, key: str, *,
              join: Callable[[str, str], str | None] = repo_path) -> str | None:
@@ -75,7 +78,7 @@ class FileChecker:
             return None
         if entry is None or not entry.is_file():
             self.problems.append(f"{self.rel}: {key}: file {path} does not exist")
-            return None
+            return path if self.keep_missing else None
         return path
 
     def files(self, folder: str, values: list[str], key: str) -> tuple[str, ...]:

@@ -7,13 +7,15 @@ from collections.abc import Callable, Iterable
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
 import yaml
 
 from hubtasks.model import HubtasksError
+
+if TYPE_CHECKING:
+    import jsonschema
 
 try:  # the C loader is ~10x faster, which matters for repos with thousands of hubs
     _Loader: Any = yaml.CSafeLoader
@@ -62,6 +64,9 @@ def _schema(name: str) -> dict[str, Any]:
 
 @cache
 def _validator(name: str) -> jsonschema.protocols.Validator:
+    """The full validator, imported lazily: only an invalid document needs it (~45 ms)."""
+    import jsonschema.validators
+
     schema = _schema(name)
     cls = jsonschema.validators.validator_for(schema)
     validator: jsonschema.protocols.Validator = cls(schema)

@@ -83,7 +83,8 @@ def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
         hub = config.cluster(job.cluster).hub(job.hub) if job.hub else None
         if hub is not None and hub.chart_override:
             overrides[job.key] = (hub.chart, hub.chart_override)
-            plain += config.chart_closure(hub.chart, hub.override_deps)[1:]
+            plain += config.chart_closure(hub.chart, hub.override_deps,
+                                          hub.override_chart)[1:]
         else:
             plain += config.chart_closure(job.chart)
     charts = {j.key: config.root / config.settings.chart_folder(j.chart) for j in jobs}

@@ -120,6 +120,10 @@ class HelmRunner:
         return upgrade_argv(self.helm, spec, self.helm_options, description=description)
 
     def _run(self, job: Job, cancel: threading.Event, log: JobLog) -> _Outcome:
+        if job.invalid:  # broken inputs: fail at once, without helm (counts for the canary)
+            error = "invalid inputs: " + "; ".join(job.invalid)
+            log.note(f"error: {error}")
+            return _Outcome(status=Status.FAILED, error=error)
         with release_values(self.config, job, sops=self.sops,
                             env=self.options.env) as (values, redactor):
             argv = self.argv(job, self.spec(job, values))

@@ -57,16 +57,18 @@ def release_digest(config: RepoConfig, job: Job) -> str:
     entry: Any = connection_view(cluster.doc)
     files: list[str] = list(config.release_values(job.cluster, job.hub))
     deps: tuple[str, ...] | None = None
+    replaced: str | None = None
     if job.hub is None:
         entry = [entry, cluster.doc.get("support")]
     else:
         hub = cluster.hub(job.hub)
         files += filter(None, [hub.chart_override, hub.domain_override_file])
         entry, deps = [entry, hub_view(hub.entry)], hub.override_deps
+        replaced = hub.override_chart
     digest.update(json.dumps(entry, sort_keys=True, default=str).encode())
     for rel in files:
         _file_digest(config.root, rel, digest)
-    for folder in config.chart_closure(job.chart, deps):
+    for folder in config.chart_closure(job.chart, deps, replaced):
         for rel in _folder_files(config.root, folder):
             _file_digest(config.root, rel, digest)
     return digest.hexdigest()[:DIGEST_CHARS]

@@ -14,7 +14,8 @@ STAGE_TITLES = {Stage.SUPPORT: "Support", Stage.STAGING: "Staging hubs", Stage.P
 
 
 def _rows(jobs: Iterable[Job], sep: str) -> list[list[str]]:
-    return [[j.cluster, j.hub or "", j.chart, sep.join(j.reasons)] for j in jobs]
+    return [[j.cluster, j.hub or "", j.chart,
+             sep.join([*(f"INVALID: {p}" for p in j.invalid), *j.reasons])] for j in jobs]
 
 
 def plan_tables(plan: Plan, *, fmt: str = "simple", width: int = 80) -> str:
@@ -39,11 +40,12 @@ def plan_tables(plan: Plan, *, fmt: str = "simple", width: int = 80) -> str:
 def _extras(plan: Plan, markdown: bool) -> list[str]:
     out: list[str] = []
     if plan.removed:
-        rows = [[r.cluster, r.hub or "(whole cluster)"] for r in plan.removed]
+        rows = [[r.cluster, r.hub or "(support)", "yes" if r.cluster_removed else ""]
+                for r in plan.removed]
         title = f"Removed at head, not uninstalled ({len(rows)})"
         out += [f"### {title}" if markdown else title,
-                tabulate(rows, headers=["cluster", "hub"], tablefmt="github" if markdown
-                         else "simple")]
+                tabulate(rows, headers=["cluster", "release", "cluster removed"],
+                         tablefmt="github" if markdown else "simple")]
     if plan.orphans:
         rows = [[o.cluster, o.release, o.namespace] for o in plan.orphans]
         title = f"Orphans: on a cluster, not in the repo ({len(rows)})"

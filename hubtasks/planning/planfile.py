@@ -29,8 +29,10 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "base": plan.base,
         "head": plan.head,
         "jobs": [{"stage": j.stage.value, "cluster": j.cluster, "hub": j.hub, "chart": j.chart,
-                  "reasons": list(j.reasons)} for j in plan.jobs],
-        "removed": [{"cluster": r.cluster, "hub": r.hub} for r in plan.removed],
+                  "reasons": list(j.reasons), **({"invalid": list(j.invalid)} if j.invalid else {})}
+                 for j in plan.jobs],
+        "removed": [{"cluster": r.cluster, "hub": r.hub, "cluster_removed": r.cluster_removed}
+                    for r in plan.removed],
         "no_canary": list(plan.no_canary),
         "notes": list(plan.notes),
         "orphans": [{"cluster": o.cluster, "release": o.release, "namespace": o.namespace}
@@ -50,9 +52,11 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
                             "create one with `hubtasks plan --out FILE`")
     try:
         jobs = tuple(Job(stage=Stage(j["stage"]), cluster=j["cluster"], hub=j.get("hub"),
-                         chart=j["chart"], reasons=tuple(j.get("reasons", ())))
+                         chart=j["chart"], reasons=tuple(j.get("reasons", ())),
+                         invalid=tuple(j.get("invalid", ())))
                      for j in doc["jobs"])
-        removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"))
+        removed = tuple(Removed(cluster=r["cluster"], hub=r.get("hub"),
+                                cluster_removed=bool(r.get("cluster_removed", False)))
                         for r in doc.get("removed", ()))
         orphans = tuple(Orphan(cluster=o["cluster"], release=o["release"],
                                namespace=o["namespace"]) for o in doc.get("orphans", ()))

@@ -17,10 +17,10 @@ from functools import cache
 from typing import Any
 
 from hubtasks.config.charts import CHART_FILE
-from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, RepoConfig, Settings
+from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, Hub, RepoConfig, Settings
 from hubtasks.model import Job, Plan, Removed, Stage, gc_paused
 from hubtasks.planning.changes import ChangedFile
-from hubtasks.planning.semantics import ClusterDiff, diff_cluster, summarize
+from hubtasks.planning.semantics import ClusterDiff, diff_cluster, release_names, summarize
 
 LABEL_SKIP = "deployer:skip-deploy"
 LABEL_SKIP_HUBS = "deployer:skip-deploy-hubs"
@@ -153,7 +153,8 @@ class _Planner:
         # keyed by (cluster, hub) tuples: hashing a dataclass per lookup costs 3x more
         self.reasons: dict[Key, list[str]] = defaultdict(list)
         self.meta: dict[Key, tuple[Stage, str]] = {}
-        self._charts: dict[tuple[str, str | None, tuple[str, ...] | None], list[str]] = {}
+        self._charts: dict[tuple[str, str | None, tuple[str, ...] | None, str | None],
+                           list[str]] = {}
         self.removed: list[Removed] = []
         self.all_hubs = self._global(self.settings.deploy_all_hubs_on, "deploy_all_hubs_on",
                                      LABEL_DEPLOY_HUBS)
@@ -180,17 +181,25 @@ class _Planner:
                 out.append(f"{what} {described}")
         return out
 
-    def chart(self, chart: str, override: str | None, deps: tuple[str, ...] | None) -> list[str]:
+    def chart(self, hub_or_chart: Hub | str) -> list[str]:
         """Reasons from a chart's folders (cached: thousands of hubs share a few charts)."""
-        key = (chart, override, deps)
+        if isinstance(hub_or_chart, str):
+            key: tuple[str, str | None, tuple[str, ...] | None, str | None] = (
+                hub_or_chart, None, None, None)
+        else:
+            hub = hub_or_chart
+            key = (hub.chart, hub.chart_override, hub.override_deps, hub.override_chart)
         if key not in self._charts:
-            self._charts[key] = self._chart(chart, override, deps)
+            self._charts[key] = self._chart(*key)
         return self._charts[key]
 
-    def _chart(self, chart: str, override: str | None, deps: tuple[str, ...] | None) -> list[str]:
-        folders = self.config.chart_closure(chart, deps)
-        top = folders[0]
-        found = [self.index.chart_folder_reason(f, skip_meta=override is not None and f == top)
+    def _chart(self, chart: str, override: str | None, deps: tuple[str, ...] | None,
+               replaced: str | None) -> list[str]:
+        """A chart_override's target keeps its templates/values but not its Chart.yaml."""
+        folders = self.config.chart_closure(chart, deps, replaced)
+        replaced = replaced or folders[0]
+        found = [self.index.chart_folder_reason(f, skip_meta=override is not None
+                                                and f == replaced)
                  for f in folders]
         reasons = [r for r in found if r]
         if override:
@@ -201,14 +210,18 @@ class _Planner:
         base_doc = self.request.base_docs.get(cluster.name, cluster.doc)
         diff = diff_cluster(cluster, base_doc) if cluster.name in self.request.base_docs \
             else ClusterDiff()
-        common = [*diff.all_releases, *self.files(cluster.credential_files, "credentials")]
+        # credential files are not release inputs: their path is (connection_view), their
+        # content (a rotated deployer key) changes nothing that is deployed
+        common = list(diff.all_releases)
         self.removed += [Removed(cluster=cluster.name, hub=h) for h in diff.removed_hubs]
+        if diff.support_removed:
+            self.removed.append(Removed(cluster=cluster.name))
         if cluster.support is not None:
             key: Key = (cluster.name, None)
             self.meta[key] = (Stage.SUPPORT, self.settings.support_chart)
             self.reasons[key] += [*common, *diff.support, *self.all_support,
                                   *self.files(cluster.support.values_files, "values"),
-                                  *self.chart(self.settings.support_chart, None, None)]
+                                  *self.chart(self.settings.support_chart)]
         for hub in cluster.hubs:
             key = (cluster.name, hub.name)
             self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
@@ -216,12 +229,14 @@ class _Planner:
                                   *self.files(hub.values_files, "values"),
                                   *self.files(filter(None, [hub.domain_override_file]),
                                               "domain_override_file"),
-                                  *self.chart(hub.chart, hub.chart_override, hub.override_deps)]
+                                  *self.chart(hub)]
 
     def removed_clusters(self) -> None:
         for name, doc in sorted(self.request.base_docs.items()):
-            if name not in self.config.clusters and isinstance(doc, Mapping):
-                self.removed.append(Removed(cluster=name))
+            if name not in self.config.clusters and name not in self.config.broken \
+                    and isinstance(doc, Mapping):
+                self.removed += [Removed(cluster=name, hub=hub, cluster_removed=True)
+                                 for hub in release_names(doc)]
 
 
 def canary(cluster: Cluster, planned: Mapping[Key, list[str]]) -> tuple[dict[str, str], bool]:
@@ -257,10 +272,13 @@ def build_plan(config: RepoConfig, request: PlanRequest) -> Plan:
     if LABEL_SKIP_HUBS in request.labels:
         reasons = defaultdict(list, {k: v for k, v in reasons.items() if k[1] is None})
     jobs = [Job(stage=planner.meta[key][0], cluster=key[0], hub=key[1],
-                chart=planner.meta[key][1], reasons=tuple(dict.fromkeys(why)))
+                chart=planner.meta[key][1], reasons=tuple(dict.fromkeys(why)),
+                invalid=config.invalid.get(key, ()))
             for key, why in reasons.items() if why]
     notes = tuple(f"unknown label {label!r} ignored" for label in sorted(request.labels)
                   if label.startswith("deployer:") and label not in KNOWN_LABELS)
+    notes += tuple(f"cluster {name!r} not planned: {problem}"
+                   for name, problems in sorted(config.broken.items()) for problem in problems)
     return Plan(base=request.base, head=request.head,
                 jobs=tuple(sorted(jobs, key=Job.sort_key)),
                 removed=tuple(sorted(planner.removed, key=lambda r: (r.cluster, r.hub or ""))),

@@ -66,11 +66,17 @@ def read_base_settings(repo: Path, changes: Iterable[ChangedFile],
         return None
 
 
+def invalid_problems(config: RepoConfig) -> list[str]:
+    """Every problem a tolerant load recorded (for `plan --strict`)."""
+    return [*(p for ps in config.broken.values() for p in ps),
+            *(p for ps in config.invalid.values() for p in ps)]
+
+
 def plan_repo(repo: Path | str, options: PlanOptions,
               config: RepoConfig | None = None) -> tuple[RepoConfig, Plan]:
     """Load, diff and plan one checkout."""
     repo = Path(repo).resolve()
-    config = config or load_config(repo)
+    config = config or load_config(repo, tolerant=True)
     changes = find_changes(repo, options)
     request = PlanRequest(changes=changes.files, base=changes.base, head=changes.head,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),

@@ -65,6 +65,12 @@ def hub_entries(doc: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
     return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
 
 
+def release_names(doc: Any) -> list[str | None]:
+    """Releases a raw cluster.yaml declares: None for support (when present), then hubs."""
+    support = [None] if isinstance(doc, Mapping) and doc.get("support") is not None else []
+    return [*support, *sorted(hub_entries(doc))]
+
+
 def diff_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
     """Dotted key paths whose values differ between two YAML documents."""
     if isinstance(old, Mapping) and isinstance(new, Mapping):
@@ -88,6 +94,7 @@ class ClusterDiff:
     support: tuple[str, ...] = ()
     hubs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     removed_hubs: tuple[str, ...] = ()
+    support_removed: bool = False
 
 
 def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
@@ -112,7 +119,8 @@ def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
     hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
     removed = tuple(sorted(set(old_hubs) - {h.name for h in cluster.hubs}))
     return ClusterDiff(all_releases=all_reasons, support=support,
-                       hubs={k: v for k, v in hubs.items() if v}, removed_hubs=removed)
+                       hubs={k: v for k, v in hubs.items() if v}, removed_hubs=removed,
+                       support_removed=old_support is not None and new_support is None)
 
 
 def _hub_diff(rel: str, hub: Hub, old: Mapping[str, Any] | None) -> tuple[str, ...]:
