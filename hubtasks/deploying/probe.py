@@ -91,6 +91,8 @@ def get(url: str, *, timeout: float, cancel: threading.Event, env: Mapping[str, 
     The request runs in a daemon thread so a slow server can neither outlast `timeout` nor
     delay a cancel; an abandoned request ends by its own socket timeout.
     """
+    if cancel.is_set():
+        return Answer(url=url, problem="cancelled", cancelled=True)
     box: list[Answer] = []
     done = threading.Event()
 
