@@ -122,7 +122,7 @@ def test_unhealthy_staging_drops_its_prod_and_unhealthy_prod_fails_alone(world: 
     assert (world.repo / "check.py").parent.joinpath("checked.txt").read_text().split() == [
         "bio-cloud/neuro"] * 2
     log = Path(neuro.log or "").read_text()
-    assert f"check bio-cloud neuro neuro.bio-cloud.example.org neuro" in log
+    assert "check bio-cloud neuro neuro.bio-cloud.example.org neuro" in log
     assert "unhealthy" in proc.stdout
 
 
