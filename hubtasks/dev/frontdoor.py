@@ -17,9 +17,13 @@ import threading
 import urllib.error
 from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import yaml
+
+from hubtasks.config.model import SETTINGS_FILE
 from hubtasks.dev.apiserver import LocalCluster, api_request
 
 BEHAVIOURS = ("ok", "503", "never", "slow", "redirect")
@@ -121,3 +125,22 @@ def _handler(door: FrontDoor) -> type[BaseHTTPRequestHandler]:
             """Quiet: the console belongs to the run's reporter."""
 
     return Handler
+
+
+def point_checks_at(repo: Path, url: str) -> str:
+    """Point `health_check.url` of a demo repo's hubtasks.yaml at `url`; returns the old text.
+
+    Left uncommitted, and put back with `restore_settings`: it only holds while this process
+    serves the front door.
+    """
+    path = repo / SETTINGS_FILE
+    before = path.read_text(encoding="utf-8") if path.is_file() else ""
+    doc = yaml.safe_load(before) or {}
+    doc["health_check"] = {"url": url, "attempts": 3, "interval": "1s", "timeout": "5s"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return before
+
+
+def restore_settings(repo: Path, text: str) -> None:
+    """Put back the hubtasks.yaml text `point_checks_at` returned."""
+    (repo / SETTINGS_FILE).write_text(text, encoding="utf-8")
