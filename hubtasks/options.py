@@ -59,6 +59,7 @@ class DeployOptions:
     retries: int = 2
     backoff: float = 5.0
     dry_run: bool = False
+    health_check: bool = True  # False: --no-health-check for this run
     log_dir: Path = Path(".hubtasks/logs")
     work_dir: Path = Path(".hubtasks/work")
     kubeconfig_dir: Path | None = None
@@ -153,7 +154,8 @@ def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs") -
         kill_grace=parse_duration(s.get("kill_grace"), what="--kill-grace"),
         atomic=bool(flags.get("atomic", True)), history_max=s.integer("history_max"),
         retries=s.integer("retries"), backoff=parse_duration(s.get("backoff"), what="backoff"),
-        dry_run=bool(flags.get("dry_run")), log_dir=s.path("log_dir", root),
+        dry_run=bool(flags.get("dry_run")), health_check=bool(flags.get("health_check", True)),
+        log_dir=s.path("log_dir", root),
         work_dir=s.path("work_dir", root),
         kubeconfig_dir=s.path("kubeconfig_dir", root) if s.get("kubeconfig_dir") else None,
         env=environment())

@@ -56,6 +56,8 @@ DEPLOY_HELP = {
     "atomic": "roll back a failed upgrade (--atomic / --rollback-on-failure); default on",
     "retries": "retries of transient helm errors (default 2)",
     "dry_run": "render every release with `helm template` instead; no cluster needed",
+    "health_check": "check each upgraded hub answers (hubtasks.yaml health_check); "
+                    "--no-health-check skips it for this run",
     "helm": "helm binary (default: $HUBTASKS_HELM, PATH, then the install-tools cache)",
     "kubeconfig_dir": "folder of <cluster>.yaml kubeconfigs (default from hubtasks.yaml)",
     "log_dir": "folder for per-job logs and the combined log (default .hubtasks/logs)",
@@ -131,7 +133,8 @@ def check_config(c: Context, repo: str | None = None) -> None:
 def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None,
            results: str | None = None, jobs: int | None = None, timeout: str | None = None,
            kill_grace: str | None = None, atomic: bool = True, retries: int | None = None,
-           dry_run: bool = False, helm: str | None = None, kubeconfig_dir: str | None = None,
+           dry_run: bool = False,
+           health_check: bool = True, helm: str | None = None, kubeconfig_dir: str | None = None,
            log_dir: str | None = None, verbose: bool = False, repo: str | None = None) -> int:
     """Canary stage: per cluster, support then staging hubs; clusters in parallel."""
     from hubtasks.deploying import stages
@@ -177,7 +180,8 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
          hub: list[str] | None = None, job: list[str] | None = None,
          results: str | None = None, jobs: int | None = None, per_cluster: int | None = None,
          timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
-         retries: int | None = None, dry_run: bool = False, helm: str | None = None,
+         retries: int | None = None, dry_run: bool = False,
+         health_check: bool = True, helm: str | None = None,
          kubeconfig_dir: str | None = None, log_dir: str | None = None, verbose: bool = False,
          repo: str | None = None) -> int:
     """Prod stage: upgrade prod hubs in a pool bounded globally and per cluster."""
@@ -205,7 +209,8 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
                pipeline: bool = True, results: str | None = None, jobs: int | None = None,
                per_cluster: int | None = None, canary_workers: int | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
-               retries: int | None = None, dry_run: bool = False, helm: str | None = None,
+               retries: int | None = None, dry_run: bool = False,
+               health_check: bool = True, helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> int:
     """Plan, canary, filter and prod in one process."""
@@ -234,7 +239,8 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
 @user_errors
 def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
-               retries: int | None = None, dry_run: bool = False, helm: str | None = None,
+               retries: int | None = None, dry_run: bool = False,
+               health_check: bool = True, helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> int:
     """Upgrade one hub now, whatever the plan says (manual use)."""
@@ -245,7 +251,7 @@ def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
                   title="deploy")
 
 
-@task(help=helps("plan", "jobs", "per_cluster", cluster="the cluster"))
+@task(help=helps("plan", "jobs", "per_cluster", "health_check", cluster="the cluster"))
 @user_errors
 def deploy_support(c: Context, cluster: str, results: str | None = None,
                    timeout: str | None = None, kill_grace: str | None = None,

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
+from hubtasks.config.health import health_check_from_doc
 from hubtasks.config.model import (
     CLUSTER_FILE,
     PROVIDERS_WITH_BLOCK,
@@ -51,9 +52,11 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
     for key in ("clusters_dir", "charts_dir", "kubeconfig_dir"):
         if isinstance(doc.get(key), str) and repo_path(".", doc[key]) is None:
             problems.append(f"{rel}: {key}: {doc[key]!r} escapes the repository")
+    health = health_check_from_doc(doc.get("health_check"), rel, problems)
     if problems:
         raise ConfigError(problems)
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+    values["health_check"] = health
     for key in ("clusters_dir", "charts_dir"):
         if key in values:
             values[key] = posixpath.normpath(values[key])

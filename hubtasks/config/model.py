@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.config.charts import Chart, chart_closure
+from hubtasks.config.health import HealthCheck
 from hubtasks.model import HubtasksError
 
 SETTINGS_FILE = "hubtasks.yaml"
@@ -37,6 +38,7 @@ class Settings:
     deploy_all_support_on: tuple[str, ...] = ()
     support_chart: str = "support"
     kubeconfig_dir: str = ".hubtasks/kubeconfigs"
+    health_check: HealthCheck | None = field(default_factory=HealthCheck)  # None: off
 
     def cluster_file(self, cluster: str) -> str:
         return f"{self.clusters_dir}/{cluster}/{CLUSTER_FILE}"

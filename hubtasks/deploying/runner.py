@@ -13,11 +13,12 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.credentials import Credentials
+from hubtasks.deploying.health import check_for, check_hub, target_of
 from hubtasks.deploying.values import release_digest, release_values
 from hubtasks.helm import (
     HelmInfo,
@@ -95,6 +96,8 @@ class HelmRunner:
             try:
                 digest = release_digest(self.config, job)
                 outcome = self._run(job, cancel, log)
+                if outcome.status is Status.SUCCEEDED:
+                    outcome = self._check_health(job, cancel, log, outcome)
             except HubtasksError as err:
                 log.note(f"error: {err}")
                 outcome = _Outcome(status=Status.FAILED, error=str(err))
@@ -139,6 +142,22 @@ class HelmRunner:
             logger.warning("helm %s after %d attempt(s): %s", run.outcome.describe(),
                            run.attempts, _redacted_first(run.error, redactor))
         return _outcome_of(run, timeout)
+
+
+    def _check_health(self, job: Job, cancel: threading.Event, log: JobLog,
+                      outcome: _Outcome) -> _Outcome:
+        """After a successful upgrade, the hub must answer (see deploying/health.py)."""
+        check = check_for(self.config, job, self.options)
+        if check is None:
+            return outcome
+        kubeconfig, context = self.credentials.for_cluster(self.config.cluster(job.cluster))
+        verdict = check_hub(check, target_of(self.config, job, kubeconfig, context),
+                            cancel=cancel, log=log, env=self.options.env, cwd=self.config.root)
+        if verdict.cancelled:
+            return replace(outcome, status=Status.CANCELLED, reason=INTERRUPTED)
+        if not verdict.healthy:
+            return replace(outcome, status=Status.FAILED, error=f"unhealthy: {verdict.message}")
+        return outcome
 
 
 def _redacted_first(text: str, redactor: Redactor) -> str:

@@ -22,6 +22,7 @@ from hubtasks.binaries import find_helm
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.stages import deploy_all
+from hubtasks.dev.frontdoor import FrontDoor, point_checks_at, restore_settings
 from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import HubtasksError, Stage, Status
 from hubtasks.options import DeployOptions, Limits, PlanOptions, RunOptions, environment
@@ -165,6 +166,9 @@ def run_demo(source: Path, workdir: Path, *, keep: bool, helm_major: int | None,
     print(f"starting {len(names)} local clusters: {', '.join(names)} ...", flush=True)
     clusters = start_clusters(config, workdir, kubeconfigs, keep_alive=keep)
     options = demo_options(repo, kubeconfigs, names, helm=helm, timeout=timeout)
+    door = FrontDoor(clusters.clusters).start()
+    settings = point_checks_at(repo, door.url_template)
+    print(f"health checks go to a local front-door stand-in: {door.url_template}")
     try:
         run = deploy_all(options, PlanOptions(everything=True), pipelined=pipelined,
                          on_plan=lambda plan: print(plan_tables(plan), flush=True))
@@ -174,6 +178,8 @@ def run_demo(source: Path, workdir: Path, *, keep: bool, helm_major: int | None,
         print(tabulate(rows, headers=["cluster", "release", "namespace", "status", "revision"]))
         return _verdict(options.results, broken.cluster)
     finally:
+        door.stop()
+        restore_settings(repo, settings)  # the stand-in is gone: later runs must not probe it
         if keep:
             clusters.detach(workdir / "clusters.json")
             _print_keep_help(repo, kubeconfigs, helm, names, workdir)
@@ -191,7 +197,8 @@ def _verdict(results_path: Path, broken_cluster: str) -> int:
     others = sorted({r.cluster for r in results} - {broken_cluster})
     if as_designed:
         print(f"\ndemo OK: {broken_cluster}'s canary failed, so its prod hubs were skipped; "
-              f"every job on {', '.join(others)} succeeded.")
+              f"every job on {', '.join(others)} succeeded, each hub answering its health "
+              "check.")
         return 0
     print("\ndemo did NOT go as designed: see the summary above and .hubtasks/logs")
     return 1
