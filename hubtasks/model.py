@@ -193,6 +193,7 @@ class JobResult:
     log: str | None = None
     head: str | None = None
     reason: str = ""
+    repaired: str = ""  # how a stuck (pending-*) release was repaired before the upgrade
 
     def __bool__(self) -> bool:
         return self.status is Status.SUCCEEDED

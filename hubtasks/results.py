@@ -53,6 +53,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "started_at": (str, type(None)), "ended_at": (str, type(None)), "duration": (int, float),
     "exit_code": (int, type(None)), "error": (str,), "log": (str, type(None)),
     "head": (str, type(None)), "reason": (str,),
+    "repaired": (str,),
 }
 _TIMES = ("started_at", "ended_at")
 _STAGES = {s.value: s for s in Stage}

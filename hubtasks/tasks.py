@@ -54,6 +54,11 @@ DEPLOY_HELP = {
     "kill_grace": "how long after helm's own timeout hubtasks kills it (default 60s)",
     "atomic": "roll back a failed upgrade (--atomic / --rollback-on-failure); default on",
     "retries": "retries of transient helm errors (default 2)",
+    "repair": "roll back (or uninstall) a release stuck in pending-* before upgrading; "
+              "--no-repair fails with the helm command that repairs it",
+    "lock": "hold a coordination.k8s.io Lease per release while upgrading it; --no-lock "
+            "skips it (see README, 'Locking and repair')",
+    "lock_timeout": "how long to wait for another run's Lease, e.g. 5m (default 5m)",
     "dry_run": "render every release with `helm template` instead; no cluster needed",
     "helm": "helm binary (default: $HUBTASKS_HELM, PATH, then the install-tools cache)",
     "kubeconfig_dir": "folder of <cluster>.yaml kubeconfigs (default from hubtasks.yaml)",
@@ -109,7 +114,9 @@ def check_config(c: Context, repo: str | None = None) -> None:
 def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None,
            results: str | None = None, jobs: int | None = None, timeout: str | None = None,
            kill_grace: str | None = None, atomic: bool = True, retries: int | None = None,
-           dry_run: bool = False, helm: str | None = None, kubeconfig_dir: str | None = None,
+           dry_run: bool = False,
+           repair: bool = True, lock: bool = True, lock_timeout: str | None = None,
+           helm: str | None = None, kubeconfig_dir: str | None = None,
            log_dir: str | None = None, verbose: bool = False, repo: str | None = None) -> int:
     """Canary stage: per cluster, support then staging hubs; clusters in parallel."""
     from hubtasks.deploying import stages
@@ -154,7 +161,9 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
          hub: list[str] | None = None, job: list[str] | None = None,
          results: str | None = None, jobs: int | None = None, per_cluster: int | None = None,
          timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
-         retries: int | None = None, dry_run: bool = False, helm: str | None = None,
+         retries: int | None = None, dry_run: bool = False,
+         repair: bool = True, lock: bool = True, lock_timeout: str | None = None,
+         helm: str | None = None,
          kubeconfig_dir: str | None = None, log_dir: str | None = None, verbose: bool = False,
          repo: str | None = None) -> int:
     """Prod stage: upgrade prod hubs in a pool bounded globally and per cluster."""
@@ -178,7 +187,9 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
                pipeline: bool = True, results: str | None = None, jobs: int | None = None,
                per_cluster: int | None = None, canary_workers: int | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
-               retries: int | None = None, dry_run: bool = False, helm: str | None = None,
+               retries: int | None = None, dry_run: bool = False,
+               repair: bool = True, lock: bool = True, lock_timeout: str | None = None,
+               helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> int:
     """Plan, canary, filter and prod in one process."""
@@ -197,7 +208,9 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
 @user_errors
 def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
-               retries: int | None = None, dry_run: bool = False, helm: str | None = None,
+               retries: int | None = None, dry_run: bool = False,
+               repair: bool = True, lock: bool = True, lock_timeout: str | None = None,
+               helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> int:
     """Upgrade one hub now, whatever the plan says (manual use)."""
@@ -213,6 +226,7 @@ def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
 def deploy_support(c: Context, cluster: str, results: str | None = None,
                    timeout: str | None = None, kill_grace: str | None = None,
                    atomic: bool = True, retries: int | None = None, dry_run: bool = False,
+                   repair: bool = True, lock: bool = True, lock_timeout: str | None = None,
                    helm: str | None = None, kubeconfig_dir: str | None = None,
                    log_dir: str | None = None, verbose: bool = False,
                    repo: str | None = None) -> int:
