@@ -426,7 +426,7 @@ def test_cancel_stops_a_running_helm_and_its_children(tmp_path: Path) -> None:
 
 
 def test_cancel_interrupts_the_backoff_sleep(tmp_path: Path) -> None:
-    argv, env = fake("busy", tmp_path)
+    argv, env = fake("flaky", tmp_path, FAKE_HELM_FAILS="99")
     cancel, log = threading.Event(), tmp_path / "job.log"
     job_log = JobLog(log).__enter__()
     thread, box = in_thread(lambda: run_helm(argv, env=env, timeout=WAIT_TIMEOUT, log=job_log,
