@@ -40,14 +40,13 @@ def _target(kubeconfig: Path, release: str, duration: int = 60) -> lease.Target:
 
 
 def test_second_run_fails_naming_the_holder(kubeconfig: Path) -> None:
-    target, notes = _target(kubeconfig, "hub-a"), []
+    target, notes = _target(kubeconfig, "hub-a"), list[str]()
     first = run_identity({}, pid=1, started="t1")
     second = run_identity({}, pid=2, started="t2")
-    with lease.holding(target, first, timeout=5, cancel=threading.Event(), note=notes.append):
-        with pytest.raises(lease.LeaseHeld, match=r"cluster c1 is being deployed by pid 1 "
-                                                  r"\(started t1\) on .* since 20"):
-            lease.acquire(target, second, timeout=1, cancel=threading.Event(),
-                          note=notes.append)
+    held = r"cluster c1 is being deployed by pid 1 \(started t1\) on .* since 20"
+    with lease.holding(target, first, timeout=5, cancel=threading.Event(), note=notes.append), \
+            pytest.raises(lease.LeaseHeld, match=held):
+        lease.acquire(target, second, timeout=1, cancel=threading.Event(), note=notes.append)
     found = lease.read(target)
     assert found is not None and not found["spec"].get("holderIdentity")  # released
     lease.acquire(target, second, timeout=1, cancel=threading.Event(), note=notes.append)
