@@ -31,7 +31,8 @@ def main(rounds: int) -> None:
             clusters.start()
             clusters.write_kubeconfigs(Path(folder) / "kc")
             kubeconfig = Path(folder) / "kc/bench.yaml"
-            target = lease.Target(kubectl=find_kubectl(env), kubeconfig=kubeconfig, context=None, cluster="bench", release="hub", env=env)
+            target = lease.Target(kubectl=find_kubectl(env), kubeconfig=kubeconfig,
+                                  context=None, cluster="bench", release="hub", env=env)
             me, times = run_identity(env), list[float]()
             for _ in range(rounds):
                 clock = time.monotonic()
