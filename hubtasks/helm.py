@@ -27,10 +27,10 @@ DESCRIPTION_RE = re.compile(r"\bhubtasks head=(?P<head>\S+) digest=(?P<digest>\S
 TOKEN_RE = re.compile(r"^[A-Za-z0-9._/-]+$")
 PROBE_TIMEOUT = 60.0
 # Failures worth another try: the API server or network blinked. Everything else fails at once.
+# Not "another operation ... is in progress": that is a stuck release (see deploying/repair.py).
 TRANSIENT_PATTERNS: tuple[str, ...] = (
     r"connection refused",
     r"connection reset(?: by peer)?",
-    r"another operation \(install/upgrade/rollback\) is in progress",
     r"TLS handshake timeout",
     r"i/o timeout",
     r"http2: client connection lost",

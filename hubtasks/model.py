@@ -216,6 +216,7 @@ class JobResult:
     digest: str | None = None
     dry_run: bool = False
     run: str | None = None
+    repaired: str = ""  # how a stuck (pending-*) release was repaired before the upgrade
 
     def __bool__(self) -> bool:
         return self.status is Status.SUCCEEDED

@@ -45,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "retries": 2,
     "backoff": "5s",
     "history_max": 10,
+    "lock_timeout": "5m",
 }
 
 
@@ -63,6 +64,9 @@ class DeployOptions:
     log_dir: Path = Path(".hubtasks/logs")
     work_dir: Path = Path(".hubtasks/work")
     kubeconfig_dir: Path | None = None
+    repair: bool = True  # roll back / uninstall a release stuck in pending-* first
+    lock: bool = True  # hold a Lease per release while upgrading it
+    lock_timeout: float = 300.0  # how long to wait for another run's Lease
     env: Mapping[str, str] = field(default_factory=dict, repr=False)
 
 
@@ -158,6 +162,8 @@ def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs") -
         log_dir=s.path("log_dir", root),
         work_dir=s.path("work_dir", root),
         kubeconfig_dir=s.path("kubeconfig_dir", root) if s.get("kubeconfig_dir") else None,
+        repair=bool(flags.get("repair", True)), lock=bool(flags.get("lock", True)),
+        lock_timeout=parse_duration(s.get("lock_timeout"), what="--lock-timeout"),
         env=environment())
     limits = Limits(jobs=s.integer("jobs"), per_cluster=s.integer("per_cluster"),
                     canary_workers=s.integer("canary_workers"))

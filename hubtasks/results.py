@@ -53,6 +53,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "exit_code": (int, type(None)), "error": (str,), "log": (str, type(None)),
     "head": (str, type(None)), "reason": (str,), "plan_id": (str, type(None)),
     "digest": (str, type(None)), "dry_run": (bool,), "run": (str, type(None)),
+    "repaired": (str,),
 }
 _TIMES = ("started_at", "ended_at")
 _STAGES = {s.value: s for s in Stage}

@@ -55,6 +55,11 @@ DEPLOY_HELP = {
     "kill_grace": "how long after helm's own timeout hubtasks kills it (default 60s)",
     "atomic": "roll back a failed upgrade (--atomic / --rollback-on-failure); default on",
     "retries": "retries of transient helm errors (default 2)",
+    "repair": "roll back (or uninstall) a release stuck in pending-* before upgrading; "
+              "--no-repair fails with the helm command that repairs it",
+    "lock": "hold a coordination.k8s.io Lease per release while upgrading it; --no-lock "
+            "skips it (see README, 'Locking and repair')",
+    "lock_timeout": "how long to wait for another run's Lease, e.g. 5m (default 5m)",
     "dry_run": "render every release with `helm template` instead; no cluster needed",
     "health_check": "check each upgraded hub answers (hubtasks.yaml health_check); "
                     "--no-health-check skips it for this run",
@@ -134,7 +139,9 @@ def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None
            results: str | None = None, jobs: int | None = None, timeout: str | None = None,
            kill_grace: str | None = None, atomic: bool = True, retries: int | None = None,
            dry_run: bool = False,
-           health_check: bool = True, helm: str | None = None, kubeconfig_dir: str | None = None,
+           health_check: bool = True, repair: bool = True, lock: bool = True,
+           lock_timeout: str | None = None,
+           helm: str | None = None, kubeconfig_dir: str | None = None,
            log_dir: str | None = None, verbose: bool = False, repo: str | None = None) -> int:
     """Canary stage: per cluster, support then staging hubs; clusters in parallel."""
     from hubtasks.deploying import stages
@@ -181,7 +188,9 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
          results: str | None = None, jobs: int | None = None, per_cluster: int | None = None,
          timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
          retries: int | None = None, dry_run: bool = False,
-         health_check: bool = True, helm: str | None = None,
+         health_check: bool = True, repair: bool = True, lock: bool = True,
+         lock_timeout: str | None = None,
+         helm: str | None = None,
          kubeconfig_dir: str | None = None, log_dir: str | None = None, verbose: bool = False,
          repo: str | None = None) -> int:
     """Prod stage: upgrade prod hubs in a pool bounded globally and per cluster."""
@@ -210,7 +219,9 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
                per_cluster: int | None = None, canary_workers: int | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
                retries: int | None = None, dry_run: bool = False,
-               health_check: bool = True, helm: str | None = None,
+               health_check: bool = True, repair: bool = True, lock: bool = True,
+               lock_timeout: str | None = None,
+               helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> int:
     """Plan, canary, filter and prod in one process."""
@@ -240,7 +251,9 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
 def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
                timeout: str | None = None, kill_grace: str | None = None, atomic: bool = True,
                retries: int | None = None, dry_run: bool = False,
-               health_check: bool = True, helm: str | None = None,
+               health_check: bool = True, repair: bool = True, lock: bool = True,
+               lock_timeout: str | None = None,
+               helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
                verbose: bool = False, repo: str | None = None) -> int:
     """Upgrade one hub now, whatever the plan says (manual use)."""
@@ -256,6 +269,7 @@ def deploy_hub(c: Context, cluster: str, hub: str, results: str | None = None,
 def deploy_support(c: Context, cluster: str, results: str | None = None,
                    timeout: str | None = None, kill_grace: str | None = None,
                    atomic: bool = True, retries: int | None = None, dry_run: bool = False,
+                   repair: bool = True, lock: bool = True, lock_timeout: str | None = None,
                    helm: str | None = None, kubeconfig_dir: str | None = None,
                    log_dir: str | None = None, verbose: bool = False,
                    repo: str | None = None) -> int:

@@ -7,6 +7,7 @@ the current directory, so jobs run safely in threads.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import shlex
@@ -16,9 +17,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from hubtasks.binaries import find_kubectl
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.credentials import Credentials
+from hubtasks.deploying.guard import guarded
 from hubtasks.deploying.health import check_for, check_hub, target_of
+from hubtasks.deploying.identity import run_identity
 from hubtasks.deploying.values import release_digest, release_values
 from hubtasks.helm import (
     HelmInfo,
@@ -48,6 +52,7 @@ class _Outcome:
     exit_code: int | None = None
     error: str = ""
     reason: str = ""
+    repaired: str = ""
 
 
 # What helm prints when it could not talk to the API server (at start or during --wait).
@@ -85,6 +90,9 @@ class HelmRunner:
                  credentials: Credentials, sops: Path | None) -> None:
         self.config, self.head, self.helm, self.options = config, head, helm, options
         self.charts, self.credentials, self.sops = charts, credentials, sops
+        self.kubectl = find_kubectl(options.env) if options.lock and not options.dry_run \
+            else None
+        self.identity = run_identity(options.env)
         self.helm_options = HelmOptions(timeout=options.timeout, wait=True,
                                         atomic=options.atomic, history_max=options.history_max)
 
@@ -106,7 +114,8 @@ class HelmRunner:
                          log=str(path), head=self.head, status=outcome.status,
                          attempts=outcome.attempts, exit_code=outcome.exit_code,
                          error=outcome.error, reason=outcome.reason, digest=digest,
-                         dry_run=self.options.dry_run)
+                         dry_run=self.options.dry_run,
+                         repaired=outcome.repaired)
 
     def spec(self, job: Job, values: Sequence[Path]) -> ReleaseSpec:
         cluster = self.config.cluster(job.cluster)
@@ -129,19 +138,31 @@ class HelmRunner:
             return _Outcome(status=Status.FAILED, error=error)
         with release_values(self.config, job, sops=self.sops,
                             env=self.options.env) as (values, redactor):
-            argv = self.argv(job, self.spec(job, values))
-            logger.info("$ %s", shlex.join(redactor.argv(argv)))
-            timeout = self.options.timeout + self.options.kill_grace
-            out = ScrubbedLog(log) if self.options.dry_run else log  # no rendered Secret data
-            run = run_helm(argv, env=self.options.env, timeout=timeout, log=out, cancel=cancel,
-                           retries=self.options.retries, backoff=self.options.backoff,
-                           redactor=redactor)
-            if isinstance(out, ScrubbedLog):
-                out.flush()
+            spec = self.spec(job, values)
+            argv = self.argv(job, spec)
+            with self._guard(job, spec, cancel, log) as repaired:
+                if repaired:
+                    logger.info("%s/%s: %s", job.cluster, job.release, repaired)
+                logger.info("$ %s", shlex.join(redactor.argv(argv)))
+                timeout = self.options.timeout + self.options.kill_grace
+                out = ScrubbedLog(log) if self.options.dry_run else log  # no rendered Secret data
+                run = run_helm(argv, env=self.options.env, timeout=timeout, log=out,
+                               cancel=cancel, retries=self.options.retries,
+                               backoff=self.options.backoff, redactor=redactor)
+                if isinstance(out, ScrubbedLog):
+                    out.flush()
         if not run:
             logger.warning("helm %s after %d attempt(s): %s", run.outcome.describe(),
                            run.attempts, _redacted_first(run.error, redactor))
-        return _outcome_of(run, timeout)
+        return replace(_outcome_of(run, timeout), repaired=repaired)
+
+    def _guard(self, job: Job, spec: ReleaseSpec, cancel: threading.Event,
+               log: JobLog) -> contextlib.AbstractContextManager[str]:
+        """The Lease and repair around an upgrade; nothing for a dry run."""
+        if self.options.dry_run:
+            return contextlib.nullcontext("")
+        return guarded(job, spec, helm=self.helm, kubectl=self.kubectl, me=self.identity,
+                       options=self.options, cancel=cancel, log=log)
 
 
     def _check_health(self, job: Job, cancel: threading.Event, log: JobLog,

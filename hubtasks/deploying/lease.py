@@ -1,0 +1,232 @@
+"""One upgrade of a release at a time: a `coordination.k8s.io/v1` Lease per release.
+
+The Lease `hubtasks-<release>` in namespace `default` of the release's cluster names the run
+holding it (see identity.py). It is taken before the upgrade, renewed by a thread while the
+job works, and released at the end; a holder that dies stops renewing and the Lease expires
+after `leaseDurationSeconds`. Every write goes through kubectl with the object's
+`resourceVersion` (`kubectl create` / `kubectl replace`): a conflict means another run won,
+and we read again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hubtasks import proc
+from hubtasks.deploying.identity import RunIdentity
+from hubtasks.helm import helm_env
+from hubtasks.model import HubtasksError
+
+NAMESPACE = "default"
+DURATION = 60  # leaseDurationSeconds: how long a dead holder blocks others
+DURATION_VARIABLE = "HUBTASKS_LEASE_SECONDS"  # overrides DURATION (tests, slow networks)
+KUBECTL_TIMEOUT = 30.0
+POLL = 2.0
+LOST = ("conflict", "alreadyexists", "already exists", "the object has been modified")
+Note = Callable[[str], None]
+
+
+class LeaseHeld(HubtasksError):
+    """Another live run holds the Lease past --lock-timeout."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where a Lease lives: kubectl, the cluster's kubeconfig/context, and names for messages."""
+
+    kubectl: Path
+    kubeconfig: Path
+    context: str | None
+    cluster: str
+    release: str
+    env: Mapping[str, str]
+    duration: int = DURATION
+
+    @property
+    def name(self) -> str:
+        return f"hubtasks-{self.release}"
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(self.kubectl), "--kubeconfig", str(self.kubeconfig),
+                *([f"--context={self.context}"] if self.context else []),
+                "--namespace", NAMESPACE, *args]
+
+    def run(self, *args: str, stdin: bytes | None = None) -> proc.Outcome:
+        return proc.run(self.argv(*args), env=helm_env(self.env), timeout=KUBECTL_TIMEOUT,
+                        stdin=stdin)
+
+
+def micro_time(moment: datetime | None = None) -> str:
+    """A Kubernetes MicroTime: `2026-01-02T03:04:05.123456Z`."""
+    return (moment or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(text: str) -> datetime | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (TypeError, ValueError):
+        return None
+
+
+def expired(lease: Mapping[str, Any], now: datetime | None = None) -> bool:
+    """True when the Lease has no holder or its holder stopped renewing it in time."""
+    spec = lease.get("spec") or {}
+    if not spec.get("holderIdentity"):
+        return True
+    renewed = _parse_time(str(spec.get("renewTime") or spec.get("acquireTime") or ""))
+    if renewed is None:
+        return True
+    age = ((now or datetime.now(UTC)) - renewed).total_seconds()
+    return age > float(spec.get("leaseDurationSeconds") or DURATION)
+
+
+def holder_message(target: Target, lease: Mapping[str, Any]) -> str:
+    """`cluster C is being deployed by RUN on HOST since T`, from the Lease's annotations."""
+    notes = (lease.get("metadata") or {}).get("annotations") or {}
+    spec = lease.get("spec") or {}
+    run = notes.get("hubtasks.run") or spec.get("holderIdentity") or "another run"
+    host = notes.get("hubtasks.host") or "an unknown host"
+    since = spec.get("acquireTime") or "an unknown time"
+    return (f"cluster {target.cluster} is being deployed by {run} on {host} since {since} "
+            f"(Lease {NAMESPACE}/{target.name}, release {target.release})")
+
+
+def _failed(target: Target, what: str, outcome: proc.Outcome) -> HubtasksError:
+    text = outcome.output.strip().splitlines()[-1:] or [outcome.describe()]
+    return HubtasksError(f"cluster {target.cluster}: cannot {what} Lease "
+                         f"{NAMESPACE}/{target.name}: {text[0]}")
+
+
+def _lost_race(outcome: proc.Outcome) -> bool:
+    return any(word in outcome.output.lower() for word in LOST)
+
+
+def read(target: Target) -> dict[str, Any] | None:
+    """The Lease object, or None when there is none."""
+    outcome = target.run("get", "lease", target.name, "-o", "json", "--ignore-not-found")
+    if not outcome:
+        raise _failed(target, "read", outcome)
+    text = outcome.output.strip()
+    if not text:
+        return None
+    try:
+        found: dict[str, Any] = json.loads(text)
+    except json.JSONDecodeError:
+        raise HubtasksError(f"cluster {target.cluster}: kubectl printed no JSON for Lease "
+                            f"{NAMESPACE}/{target.name}: {text[:200]}") from None
+    return found
+
+
+def _held_by(me: RunIdentity, lease: Mapping[str, Any], transitions: int,
+             duration: int) -> dict[str, Any]:
+    """`lease` (metadata kept: name, resourceVersion) now held by `me`."""
+    now = micro_time()
+    metadata = dict(lease.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}),
+                               "hubtasks.run": me.run, "hubtasks.host": me.host}
+    spec = {"holderIdentity": me.holder, "leaseDurationSeconds": duration,
+            "acquireTime": now, "renewTime": now, "leaseTransitions": transitions}
+    return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
+            "spec": spec}
+
+
+def try_acquire(target: Target, me: RunIdentity) -> dict[str, Any] | None:
+    """Take the Lease if free, expired or ours: None when taken, else the holder's Lease."""
+    lease = read(target)
+    if lease is None:
+        body = _held_by(me, {"metadata": {"name": target.name, "namespace": NAMESPACE}}, 0,
+                        target.duration)
+        outcome = target.run("create", "-f", "-", stdin=json.dumps(body).encode())
+    else:
+        spec = lease.get("spec") or {}
+        if spec.get("holderIdentity") != me.holder and not expired(lease):
+            return lease
+        body = _held_by(me, lease, int(spec.get("leaseTransitions") or 0) + 1,
+                        target.duration)
+        if spec.get("holderIdentity") == me.holder:
+            body["spec"]["acquireTime"] = spec.get("acquireTime") or body["spec"]["acquireTime"]
+        outcome = target.run("replace", "-f", "-", stdin=json.dumps(body).encode())
+    if outcome:
+        return None
+    if _lost_race(outcome):
+        return read(target) or {}
+    raise _failed(target, "take", outcome)
+
+
+def acquire(target: Target, me: RunIdentity, *, timeout: float, cancel: threading.Event,
+            note: Note) -> None:
+    """Wait up to `timeout` seconds for the Lease; LeaseHeld naming the holder after that."""
+    deadline = time.monotonic() + timeout
+    told = False
+    while True:
+        holder = try_acquire(target, me)
+        if holder is None:
+            note(f"lease {NAMESPACE}/{target.name} taken by {me.holder}")
+            return
+        message = holder_message(target, holder)
+        if time.monotonic() >= deadline or cancel.is_set():
+            raise LeaseHeld(f"{message}; waited {timeout:.0f}s (--lock-timeout)")
+        if not told:
+            note(f"waiting up to {timeout:.0f}s: {message}")
+            told = True
+        if cancel.wait(min(POLL, max(0.0, deadline - time.monotonic()))):
+            raise LeaseHeld(f"{message}; cancelled while waiting")
+
+
+def renew(target: Target, me: RunIdentity) -> bool:
+    """Move renewTime on; False when the Lease is no longer ours."""
+    lease = read(target)
+    if lease is None or (lease.get("spec") or {}).get("holderIdentity") != me.holder:
+        return False
+    lease["spec"]["renewTime"] = micro_time()
+    return bool(target.run("replace", "-f", "-", stdin=json.dumps(lease).encode()))
+
+
+def release(target: Target, me: RunIdentity) -> None:
+    """Give the Lease up (holder cleared) if it is still ours; a conflict means it is not."""
+    lease = read(target)
+    if lease is None or (lease.get("spec") or {}).get("holderIdentity") != me.holder:
+        return
+    lease["spec"].pop("holderIdentity", None)
+    lease["spec"]["renewTime"] = micro_time()
+    outcome = target.run("replace", "-f", "-", stdin=json.dumps(lease).encode())
+    if not outcome and not _lost_race(outcome):
+        raise _failed(target, "release", outcome)
+
+
+def _renewing(target: Target, me: RunIdentity, stop: threading.Event, note: Note) -> None:
+    while not stop.wait(target.duration / 3):
+        try:
+            if not renew(target, me):
+                note(f"warning: lease {NAMESPACE}/{target.name} could not be renewed")
+        except HubtasksError as err:
+            note(f"warning: {err}")
+
+
+@contextlib.contextmanager
+def holding(target: Target, me: RunIdentity, *, timeout: float, cancel: threading.Event,
+            note: Note) -> Iterator[None]:
+    """Hold the Lease for the `with` body: take it, renew it in a thread, release it."""
+    acquire(target, me, timeout=timeout, cancel=cancel, note=note)
+    stop = threading.Event()
+    thread = threading.Thread(target=_renewing, args=(target, me, stop, note),
+                              name=f"lease-{target.release}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=KUBECTL_TIMEOUT + 5)
+        try:
+            release(target, me)
+            note(f"lease {NAMESPACE}/{target.name} released")
+        except HubtasksError as err:
+            note(f"warning: {err} (it expires after {target.duration}s)")

@@ -1,0 +1,81 @@
+"""The Lease against a real local API server (kube-apiserver 1.20 has coordination.k8s.io/v1)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hubtasks.binaries import KUBECTL, cached_path
+from hubtasks.deploying import lease
+from hubtasks.deploying.identity import run_identity
+from hubtasks.dev.localk8s import LocalClusters
+from hubtasks.options import environment
+
+pytestmark = pytest.mark.cluster
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    work = tmp_path_factory.mktemp("locks")
+    clusters = LocalClusters(["c1"], work / "clusters")
+    try:
+        clusters.start()
+        clusters.write_kubeconfigs(work / "kc")
+        yield work / "kc" / "c1.yaml"
+    finally:
+        clusters.stop()
+
+
+def _target(kubeconfig: Path, release: str, duration: int = 60) -> lease.Target:
+    env = environment()
+    kubectl = cached_path(KUBECTL, KUBECTL.cached[0], env)
+    if not kubectl.exists():
+        pytest.skip("kubectl is not installed: run `hubtasks install-tools`")
+    return lease.Target(kubectl=kubectl, kubeconfig=kubeconfig, context=None, cluster="c1",
+                        release=release, env=env, duration=duration)
+
+
+def test_second_run_fails_naming_the_holder(kubeconfig: Path) -> None:
+    target, notes = _target(kubeconfig, "hub-a"), list[str]()
+    first = run_identity({}, pid=1, started="t1")
+    second = run_identity({}, pid=2, started="t2")
+    held = r"cluster c1 is being deployed by pid 1 \(started t1\) on .* since 20"
+    with lease.holding(target, first, timeout=5, cancel=threading.Event(), note=notes.append), \
+            pytest.raises(lease.LeaseHeld, match=held):
+        lease.acquire(target, second, timeout=1, cancel=threading.Event(), note=notes.append)
+    found = lease.read(target)
+    assert found is not None and not found["spec"].get("holderIdentity")  # released
+    lease.acquire(target, second, timeout=1, cancel=threading.Event(), note=notes.append)
+
+
+def test_legs_of_one_ci_run_share_the_lease(kubeconfig: Path) -> None:
+    target = _target(kubeconfig, "hub-b")
+    ci = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "1"}
+    leg1, leg2 = run_identity(ci, pid=1), run_identity(ci, pid=2)
+    assert leg1.holder == leg2.holder
+    lease.acquire(target, leg1, timeout=1, cancel=threading.Event(), note=print)
+    lease.acquire(target, leg2, timeout=1, cancel=threading.Event(), note=print)
+
+
+def test_a_dead_holders_lease_expires(kubeconfig: Path) -> None:
+    target = _target(kubeconfig, "hub-c", duration=2)
+    dead, alive = run_identity({}, pid=1, started="x"), run_identity({}, pid=2, started="y")
+    lease.acquire(target, dead, timeout=1, cancel=threading.Event(), note=print)
+    assert lease.try_acquire(target, alive) is not None  # still held
+    time.sleep(3)  # the dead holder never renews
+    lease.acquire(target, alive, timeout=5, cancel=threading.Event(), note=print)
+    found = lease.read(target)
+    assert found is not None and found["spec"]["holderIdentity"] == alive.holder
+    assert found["spec"]["leaseTransitions"] == 1
+
+
+def test_renewal_keeps_the_lease(kubeconfig: Path) -> None:
+    target = _target(kubeconfig, "hub-d", duration=3)
+    me, other = run_identity({}, pid=1, started="m"), run_identity({}, pid=2, started="o")
+    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
+        time.sleep(4)  # longer than the duration: only the renewal thread keeps it ours
+        assert lease.try_acquire(target, other) is not None
