@@ -53,11 +53,22 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
             problems.append(f"{rel}: {key}: {doc[key]!r} escapes the repository")
     if problems:
         raise ConfigError(problems)
+    problems += chart_values_problems(doc.get("chart_values") or {}, rel)
+    if problems:
+        raise ConfigError(problems)
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
+    values["chart_values"] = {k: tuple(v) for k, v in (doc.get("chart_values") or {}).items()}
     for key in ("clusters_dir", "charts_dir"):
         if key in values:
             values[key] = posixpath.normpath(values[key])
     return Settings(**values)
+
+
+def chart_values_problems(chart_values: Mapping[str, list[str]], rel: str) -> list[str]:
+    """chart_values entries must stay inside their chart folder."""
+    return [f"{rel}: chart_values.{chart}: {path!r} escapes the chart folder"
+            for chart, paths in chart_values.items() for path in paths
+            if repo_path(".", path) is None]
 
 
 # ---------------------------------------------------------------------------- charts
