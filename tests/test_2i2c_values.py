@@ -29,6 +29,7 @@ import yaml
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.documents import release_documents
+from hubtasks.deploying.showvalues import helm_merge, show_values
 from hubtasks.dev import envtest
 from hubtasks.model import Job, Stage
 from tests.twoi2c import standin_copy
@@ -198,3 +199,56 @@ def test_real_symlink_renders_like_its_text_form(repo: tuple[Path, dict[str, str
     finally:
         link.unlink()
         link.write_text(text)
+
+
+def test_helm_merge_rules() -> None:
+    """Maps deep-merged, later wins, lists replaced whole, null deletes the key."""
+    base = {"a": {"b": 1, "c": [1, 2], "d": "x"}, "e": 1}
+    over = {"a": {"b": 2, "c": [3], "d": None}, "f": {"g": 1}}
+    assert helm_merge(base, over) == {"a": {"b": 2, "c": [3]}, "e": 1, "f": {"g": 1}}
+
+
+def test_values_command_redacts_secrets_and_names_sources(
+        repo: tuple[Path, dict[str, str]]) -> None:
+    root, env = repo
+    config = load_config(root)
+    cluster, _ = pick(config, "support")
+    text = show_values(root, cluster, None, merged=False, env=env)
+    lines = [line for line in text.splitlines() if line.startswith("# ")]
+    assert lines[0] == ("# 1. helm-charts/support/enc-support.secret.values.yaml "
+                        "(chart values, decrypted)")
+    assert "rendered jsonnet" in lines[2]
+    assert "standin: helm-charts/support/enc-support" not in text
+    merged = show_values(root, cluster, None, merged=True, env=env)
+    assert "standin: ***" in merged and "enc-cryptnono" not in merged
+
+
+def test_domain_override_file_replaces_the_domain(repo: tuple[Path, dict[str, str]],
+                                                  sops: Path, tmp_path: Path) -> None:
+    """Hub.deploy: the decrypted override's `domain` replaces spec["domain"] (HUB_DOMAIN)."""
+    root, env = repo
+    config = load_config(root)
+    cluster, hub = pick(config, "basehub")
+    folder = root / "config/clusters" / cluster
+    spec_file = folder / "cluster.yaml"
+    spec_text = spec_file.read_text()
+    override = folder / "enc-domain.secret.yaml"
+    override.write_text("domain: hidden.example.org\n")
+    key = Path(env["SOPS_AGE_KEY_FILE"])
+    recipient = next(line.split(": ")[1] for line in key.read_text().splitlines()
+                     if "public key" in line)
+    from tests.twoi2c import _encrypt
+    _encrypt(override, recipient, sops)
+    spec = yaml.safe_load(spec_text)
+    entry = next(h for h in spec["hubs"] if h["name"] == hub)
+    entry["domain_override_file"] = override.name
+    spec_file.write_text(yaml.safe_dump(spec))
+    try:
+        got = actual(load_config(root), cluster, hub, env, sops)
+        assert "hidden.example.org" in str(got[0][1])
+        assert entry["domain"] not in str(got[0][1])
+        shown = show_values(root, cluster, hub, merged=True, env=env)
+        assert "hidden.example.org" not in shown
+    finally:
+        spec_file.write_text(spec_text)
+        override.unlink()
