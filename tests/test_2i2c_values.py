@@ -252,3 +252,35 @@ def test_domain_override_file_replaces_the_domain(repo: tuple[Path, dict[str, st
     finally:
         spec_file.write_text(spec_text)
         override.unlink()
+
+
+def test_render_error_names_file_and_line(tmp_path: Path) -> None:
+    from hubtasks.deploying.jsonnet import JsonnetRenderer
+    from hubtasks.model import HubtasksError
+
+    path = tmp_path / "values.jsonnet"
+    path.write_text("{\n  a: std.extVar('MISSING'),\n}\n")
+    with pytest.raises(HubtasksError, match=r"(?s)helm-charts/x/values.jsonnet: jsonnet render "
+                                            r"failed: .*values.jsonnet:2"):
+        JsonnetRenderer().render(path, {}, rel="helm-charts/x/values.jsonnet")
+
+
+def test_renders_once_per_file_and_context(tmp_path: Path) -> None:
+    from hubtasks.deploying.jsonnet import JsonnetRenderer
+
+    path = tmp_path / "values.jsonnet"
+    path.write_text("{ host: std.extVar('D') }\n")
+    renderer = JsonnetRenderer()
+    for _ in range(3):
+        assert yaml.safe_load(renderer.render(path, {"D": "a.org"}, rel="v")) == {"host": "a.org"}
+    renderer.render(path, {"D": "b.org"}, rel="v")
+    assert renderer.renders == 2
+
+
+def test_chart_values_escaping_the_chart_is_a_config_error() -> None:
+    from hubtasks.config.load import settings_from_doc
+    from hubtasks.config.yamlfiles import ConfigError
+
+    with pytest.raises(ConfigError, match=r"hubtasks.yaml: chart_values.support: '../x.yaml' "
+                                          "escapes the chart folder"):
+        settings_from_doc({"chart_values": {"support": ["../x.yaml"]}}, "hubtasks.yaml")
