@@ -79,7 +79,10 @@ def release_documents(config: RepoConfig, job: Job, *, sops: Path | None,
     files = [config.root / rel for rel in rels]
     context = _Context(config, job, sops, env)
     with decrypted_values(files, sops=sops or Path("sops"), env=env) as values, \
-            private_folder() as folder:
+            contextlib.ExitStack() as stack:
+        # A private folder for rendered documents, only when there are some.
+        folder = stack.enter_context(private_folder()) if any(map(is_jsonnet, rels)) \
+            else Path()
         secrets = file_secrets([p for p, o in zip(values, files, strict=True) if p != o])
         docs = []
         for index, (rel, original, path) in enumerate(zip(rels, files, values, strict=True)):
