@@ -18,6 +18,7 @@ reading cluster.yaml directly, not through hubtasks' config records:
 from __future__ import annotations
 
 import os
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -284,3 +285,14 @@ def test_chart_values_escaping_the_chart_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"hubtasks.yaml: chart_values.support: '../x.yaml' "
                                           "escapes the chart folder"):
         settings_from_doc({"chart_values": {"support": ["../x.yaml"]}}, "hubtasks.yaml")
+
+
+def test_missing_chart_values_file_is_a_config_error(tmp_path: Path) -> None:
+    from hubtasks.config.yamlfiles import ConfigError
+
+    (tmp_path / "config/clusters").mkdir(parents=True)
+    (tmp_path / "helm-charts/support").mkdir(parents=True)
+    (tmp_path / "hubtasks.yaml").write_text("chart_values: {support: [nope.yaml]}\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            "hubtasks.yaml: chart_values.support: helm-charts/support/nope.yaml does not exist")):
+        load_config(tmp_path)

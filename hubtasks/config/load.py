@@ -71,6 +71,13 @@ def chart_values_problems(chart_values: Mapping[str, list[str]], rel: str) -> li
             if repo_path(".", path) is None]
 
 
+def missing_chart_values(root: Path, settings: Settings) -> list[str]:
+    """chart_values files that do not exist (named by their hubtasks.yaml key)."""
+    return [f"{SETTINGS_FILE}: chart_values.{chart}: {settings.chart_folder(chart)}/{rel} "
+            "does not exist" for chart, rels in settings.chart_values.items() for rel in rels
+            if not (root / settings.chart_folder(chart) / rel).is_file()]
+
+
 # ---------------------------------------------------------------------------- charts
 
 
@@ -259,6 +266,7 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None) -> R
     settings = load_settings(root)
     problems: list[str] = []
     charts = load_charts(root, settings, problems)
+    problems += missing_chart_values(root, settings)
     names = cluster_folders(root, settings)
     if clusters is not None:
         wanted = set(clusters)
