@@ -336,6 +336,18 @@ def validate(c: Context, cluster: list[str] | None = None, jobs: int | None = No
     return exit_code(found.results)
 
 
+@task(help={"cluster": "the cluster", "hub": "the hub (default: the cluster's support release)",
+            "merged": "print the one document helm merges them into",
+            "repo": "config repo (default: current directory)"})
+@user_errors
+def values(c: Context, cluster: str, hub: str | None = None, merged: bool = False,
+           repo: str | None = None) -> None:
+    """The values documents a release gets, in order, with sources; secrets redacted."""
+    from hubtasks.deploying.showvalues import show_values
+
+    print(show_values(repo_root(c, locals()), cluster, hub, merged=merged, env=os.environ), end="")
+
+
 @task(help={"helm_major": "only this helm major (3 or 4); default both",
             "deploy_only": "only what deploys need (helm, sops, kubectl): no root, no clusters"})
 @user_errors
@@ -397,7 +409,7 @@ def pr_comment(c: Context, plan: str | None = None, pr: str | None = None,
 
 
 ns = Collection(plan, status, check_config, validate, canary, filter, prod, deploy_all, deploy_hub,
-                deploy_support, report, install_tools, demo, demo_stop, pr_comment)
+                deploy_support, report, values, install_tools, demo, demo_stop, pr_comment)
 ns.configure({"hubtasks": dict(DEFAULTS)})
 
 __all__ = ["ns"]

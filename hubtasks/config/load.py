@@ -55,12 +55,30 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
     health = health_check_from_doc(doc.get("health_check"), rel, problems)
     if problems:
         raise ConfigError(problems)
+    problems += chart_values_problems(doc.get("chart_values") or {}, rel)
+    if problems:
+        raise ConfigError(problems)
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
     values["health_check"] = health
+    values["chart_values"] = {k: tuple(v) for k, v in (doc.get("chart_values") or {}).items()}
     for key in ("clusters_dir", "charts_dir"):
         if key in values:
             values[key] = posixpath.normpath(values[key])
     return Settings(**values)
+
+
+def chart_values_problems(chart_values: Mapping[str, list[str]], rel: str) -> list[str]:
+    """chart_values entries must stay inside their chart folder."""
+    return [f"{rel}: chart_values.{chart}: {path!r} escapes the chart folder"
+            for chart, paths in chart_values.items() for path in paths
+            if repo_path(".", path) is None]
+
+
+def missing_chart_values(root: Path, settings: Settings) -> list[str]:
+    """chart_values files that do not exist (named by their hubtasks.yaml key)."""
+    return [f"{SETTINGS_FILE}: chart_values.{chart}: {settings.chart_folder(chart)}/{rel} "
+            "does not exist" for chart, rels in settings.chart_values.items() for rel in rels
+            if not (root / settings.chart_folder(chart) / rel).is_file()]
 
 
 # ---------------------------------------------------------------------------- charts
@@ -298,6 +316,7 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
     settings = load_settings(root)
     problems: list[str] = []
     charts = load_charts(root, settings, problems)
+    problems += missing_chart_values(root, settings)
     names = cluster_folders(root, settings)
     if clusters is not None:
         wanted = set(clusters)

@@ -17,6 +17,7 @@ from hubtasks.model import HubtasksError
 SETTINGS_FILE = "hubtasks.yaml"
 CLUSTER_FILE = "cluster.yaml"
 PROVIDERS_WITH_BLOCK = ("gcp", "aws", "azure", "kubeconfig")
+DEFAULT_CHART_VALUES = "values.jsonnet"
 
 
 def is_staging(entry: Mapping[str, Any]) -> bool:
@@ -39,6 +40,9 @@ class Settings:
     support_chart: str = "support"
     kubeconfig_dir: str = ".hubtasks/kubeconfigs"
     health_check: HealthCheck | None = field(default_factory=HealthCheck)  # None: off
+    jsonnet_ext_var_prefix: str = "HUBTASKS_"
+    # chart name -> its own values documents, relative to the chart folder (None: default).
+    chart_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def cluster_file(self, cluster: str) -> str:
         return f"{self.clusters_dir}/{cluster}/{CLUSTER_FILE}"
@@ -122,6 +126,27 @@ class RepoConfig:
         if hub is not None:
             return found.hub(hub).values_files
         return found.support.values_files if found.support else ()
+
+    def chart_values(self, chart: str) -> tuple[str, ...]:
+        """A chart's own values documents (repo-relative), in order, after its values.yaml.
+
+        `chart_values` in hubtasks.yaml when it names the chart; else `values.jsonnet` when
+        the chart folder has one (2i2c's convention); else none.
+        """
+        folder = self.settings.chart_folder(chart)
+        if chart in self.settings.chart_values:
+            return tuple(f"{folder}/{rel}" for rel in self.settings.chart_values[chart])
+        default = f"{folder}/{DEFAULT_CHART_VALUES}"
+        return (default,) if (self.root / default).is_file() else ()
+
+    def release_chart(self, cluster: str, hub: str | None) -> str:
+        """The chart (name) of a release: the hub's helm_chart, or the support chart."""
+        return self.cluster(cluster).hub(hub).chart if hub else self.settings.support_chart
+
+    def release_documents(self, cluster: str, hub: str | None) -> tuple[str, ...]:
+        """Every values document of a release, in helm's order: chart's, then the release's."""
+        return (self.chart_values(self.release_chart(cluster, hub))
+                + self.release_values(cluster, hub))
 
     def hubs(self) -> Iterator[Hub]:
         for cluster in self.clusters.values():

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from hubtasks import proc
 from hubtasks.config.health import HealthCheck
-from hubtasks.config.model import Hub, RepoConfig
+from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.domains import hub_domain
 from hubtasks.deploying.probe import get
 from hubtasks.model import Job
 from hubtasks.options import DeployOptions
@@ -56,11 +57,6 @@ class Verdict:
     cancelled: bool = False
 
 
-def _hub_domain(hub: Hub) -> str:
-    """A hub's domain for its check. TODO(i10): the domain after `domain_override_file`."""
-    return hub.domain
-
-
 def check_for(config: RepoConfig, job: Job, options: DeployOptions) -> HealthCheck | None:
     """The check a job gets after its upgrade: None on dry runs, support jobs, or when off."""
     check = config.settings.health_check
@@ -69,12 +65,13 @@ def check_for(config: RepoConfig, job: Job, options: DeployOptions) -> HealthChe
     return check
 
 
-def target_of(config: RepoConfig, job: Job, kubeconfig: Path | None,
-              context: str | None) -> Target:
-    """The Target of a hub job."""
+def target_of(config: RepoConfig, job: Job, kubeconfig: Path | None, context: str | None, *,
+              sops: Path | None, env: Mapping[str, str]) -> Target:
+    """The Target of a hub job; its domain is the one after `domain_override_file`."""
     assert job.hub is not None
     hub = config.cluster(job.cluster).hub(job.hub)
-    return Target(cluster=job.cluster, hub=job.hub, domain=_hub_domain(hub),
+    domain = hub_domain(config, hub, sops=sops, env=env)
+    return Target(cluster=job.cluster, hub=job.hub, domain=domain,
                   namespace=job.release, kubeconfig=kubeconfig, kube_context=context)
 
 

@@ -172,7 +172,8 @@ class HelmRunner:
         if check is None:
             return outcome
         kubeconfig, context = self.credentials.for_cluster(self.config.cluster(job.cluster))
-        verdict = check_hub(check, target_of(self.config, job, kubeconfig, context),
+        verdict = check_hub(check, target_of(self.config, job, kubeconfig, context,
+                                             sops=self.sops, env=self.options.env),
                             cancel=cancel, log=log, env=self.options.env, cwd=self.config.root)
         if verdict.cancelled:
             return replace(outcome, status=Status.CANCELLED, reason=INTERRUPTED)

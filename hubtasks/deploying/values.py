@@ -16,15 +16,10 @@ from typing import Any
 
 from hubtasks.config.charts import BUILD_ARTIFACTS
 from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.documents import release_documents
 from hubtasks.model import Job
 from hubtasks.planning.semantics import connection_view, hub_view
-from hubtasks.secrets import (
-    Redactor,
-    decrypted_values,
-    file_secrets,
-    is_secret_path,
-    is_sops_encrypted,
-)
+from hubtasks.secrets import Redactor, is_secret_path, is_sops_encrypted
 
 DIGEST_CHARS = 16
 
@@ -55,7 +50,7 @@ def release_digest(config: RepoConfig, job: Job) -> str:
     digest = hashlib.sha256()
     cluster = config.cluster(job.cluster)
     entry: Any = connection_view(cluster.doc)
-    files: list[str] = list(config.release_values(job.cluster, job.hub))
+    files: list[str] = list(config.release_documents(job.cluster, job.hub))
     deps: tuple[str, ...] | None = None
     replaced: str | None = None
     if job.hub is None:
@@ -65,6 +60,8 @@ def release_digest(config: RepoConfig, job: Job) -> str:
         files += filter(None, [hub.chart_override, hub.domain_override_file])
         entry, deps = [entry, hub_view(hub.entry)], hub.override_deps
         replaced = hub.override_chart
+    # The jsonnet context's inputs: the prefix (the rest is in the entries and files).
+    entry = [entry, config.settings.jsonnet_ext_var_prefix]
     digest.update(json.dumps(entry, sort_keys=True, default=str).encode())
     for rel in files:
         _file_digest(config.root, rel, digest)
@@ -77,7 +74,9 @@ def release_digest(config: RepoConfig, job: Job) -> str:
 def needs_sops(config: RepoConfig, jobs: Iterable[Job], *, credentials: bool = False) -> bool:
     """Whether any values file (or, with `credentials`, credentials file) must be decrypted."""
     for job in jobs:
-        files = list(config.release_values(job.cluster, job.hub))
+        files = list(config.release_documents(job.cluster, job.hub))
+        if job.hub is not None:
+            files += filter(None, [config.cluster(job.cluster).hub(job.hub).domain_override_file])
         if credentials:
             files += config.cluster(job.cluster).credential_files
         if any(is_secret_path(f) or is_sops_encrypted(config.root / f) for f in files):
@@ -88,8 +87,7 @@ def needs_sops(config: RepoConfig, jobs: Iterable[Job], *, credentials: bool = F
 @contextlib.contextmanager
 def release_values(config: RepoConfig, job: Job, *, sops: Path | None,
                    env: Mapping[str, str]) -> Iterator[tuple[tuple[Path, ...], Redactor]]:
-    """A release's values files for helm (secrets decrypted), and a redactor of their values."""
-    files = [config.root / rel for rel in config.release_values(job.cluster, job.hub)]
-    with decrypted_values(files, sops=sops or Path("sops"), env=env) as values:
-        decrypted = [p for p, o in zip(values, files, strict=True) if p != o]
-        yield values, Redactor(file_secrets(decrypted))
+    """A release's values files for helm, in order (decrypted, jsonnet rendered), and a
+    redactor of their secrets. See deploying/documents.py for the order."""
+    with release_documents(config, job, sops=sops, env=env) as (docs, redactor):
+        yield tuple(doc.path for doc in docs), redactor

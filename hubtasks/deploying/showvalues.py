@@ -1,0 +1,53 @@
+"""`hubtasks values`: the documents a release gets, in order, with sources, secrets redacted.
+
+`--merged` folds them the way helm merges `--values` files: mappings deep-merged, a later
+document winning, lists (and any non-mapping) replaced whole, a `null` deleting the key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hubtasks.binaries import find_sops
+from hubtasks.config.load import load_config
+from hubtasks.deploying.documents import release_documents
+from hubtasks.deploying.values import needs_sops
+from hubtasks.model import Job, Stage
+
+
+def helm_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """One `--values` document over another, as helm does (null deletes the key)."""
+    out = dict(base)
+    for key, value in override.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = helm_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def show_values(repo: Path, cluster: str, hub: str | None, *, merged: bool,
+                env: Mapping[str, str]) -> str:
+    """The text `hubtasks values` prints (secrets already redacted)."""
+    config = load_config(repo, clusters=[cluster])
+    job = Job(stage=Stage.PROD, cluster=cluster, hub=hub,
+              chart=config.release_chart(cluster, hub))
+    sops = find_sops(env) if needs_sops(config, [job]) else None
+    with release_documents(config, job, sops=sops, env=env) as (docs, redactor):
+        parsed = [(d, yaml.safe_load(d.path.read_text(encoding="utf-8")) or {}) for d in docs]
+    if merged:
+        total: dict[str, Any] = {}
+        for _doc, value in parsed:
+            if isinstance(value, Mapping):
+                total = helm_merge(total, value)
+        return redactor(yaml.safe_dump(total, sort_keys=False))
+    parts = [f"# {i}. {d.describe()}\n{redactor(yaml.safe_dump(v, sort_keys=False))}"
+             for i, (d, v) in enumerate(parsed, 1)]
+    return "---\n".join(parts) if parts else "# no values documents\n"
+

@@ -1,0 +1,298 @@
+"""Every release of 2i2c's repo gets the values documents 2i2c's deployer passes, in its order.
+
+The expectation is built here from 2i2c's deployer code (2i2c-org/infrastructure, src/deployer),
+reading cluster.yaml directly, not through hubtasks' config records:
+- `Hub.deploy` (infra_components/hub.py): `--values` = the rendered `<chart_dir>/values.jsonnet`,
+  then each of the hub's `helm_chart_values_files` (decrypted; `.jsonnet` ones rendered); before
+  that, a `domain_override_file`'s `domain` replaces `spec["domain"]`.
+- `Cluster.deploy_support` (infra_components/cluster.py): support/enc-support.secret.values.yaml,
+  support/enc-cryptnono.secret.values.yaml, support/values.jsonnet, then the cluster's support
+  `helm_chart_values_files`.
+- `Cluster.render_jsonnet` + utils/jsonnet.py `render_jsonnet`: ext vars VARS_2I2C_CLUSTER_NAME
+  (aws: aws.clusterName, else name), VARS_2I2C_PROVIDER, VARS_2I2C_ACCOUNT_ID (aws.account,
+  gcp.project, else None formatted by an f-string: "None"), VARS_2I2C_REGION when set,
+  VARS_2I2C_HUB_NAME and VARS_2I2C_HUB_DOMAIN for hubs; `--jpath` the file's folder; the file's
+  absolute path unresolved (a symlink keeps its own path as std.thisFile).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import _jsonnet
+import pytest
+import yaml
+
+from hubtasks.config.load import load_config
+from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.documents import release_documents
+from hubtasks.deploying.showvalues import helm_merge, show_values
+from hubtasks.dev import envtest
+from hubtasks.model import Job, Stage
+from tests.twoi2c import standin_copy
+
+pytestmark = pytest.mark.fixture
+
+SUPPORT_CHART_DOCS = ["enc-support.secret.values.yaml", "enc-cryptnono.secret.values.yaml",
+                      "values.jsonnet"]
+
+
+@pytest.fixture(scope="module")
+def repo(fixture_2i2c: Path, sops: Path, tmp_path_factory: pytest.TempPathFactory,
+         ) -> tuple[Path, dict[str, str]]:
+    keygen = envtest.ensure_age()
+    folder = tmp_path_factory.mktemp("i2c")
+    key = folder / "key.txt"
+    import subprocess
+    subprocess.run([str(keygen), "-o", str(key)], check=True, capture_output=True)
+    public = subprocess.run([str(keygen), "-y", str(key)], check=True, capture_output=True,
+                            text=True).stdout.strip()
+    root = standin_copy(fixture_2i2c, folder / "infrastructure", sops=sops, recipient=public)
+    return root, {**os.environ, "SOPS_AGE_KEY_FILE": str(key)}
+
+
+# ---------------------------------------------------------------- the deployer's rules
+
+
+def deployer_vars(spec: dict[str, Any], hub: dict[str, Any] | None) -> dict[str, str]:
+    provider = spec["provider"]
+    out = {"VARS_2I2C_CLUSTER_NAME": spec["aws"]["clusterName"] if provider == "aws"
+           else spec["name"], "VARS_2I2C_PROVIDER": provider}
+    account, region = None, None
+    if provider == "aws":
+        account, region = spec["aws"]["account"], spec["aws"]["region"]
+    elif provider == "gcp":
+        account, region = spec["gcp"]["project"], spec["gcp"].get("zone")
+    out["VARS_2I2C_ACCOUNT_ID"] = f"{account}"
+    if region:
+        out["VARS_2I2C_REGION"] = region
+    if hub is not None:
+        out["VARS_2I2C_HUB_NAME"] = hub["name"]
+        out["VARS_2I2C_HUB_DOMAIN"] = hub["domain"]
+    return out
+
+
+def render_like_deployer(root: Path, rel: str, ext_vars: dict[str, str], scratch: Path) -> Any:
+    """`jsonnet --jpath <folder> <abs path>`; a text "symlink" made a real one, as git would."""
+    path = root / rel
+    text = path.read_text()
+    if len(text.strip().splitlines()) == 1 and (path.parent / text.strip()).is_file():
+        link = scratch / rel
+        if not link.is_symlink():
+            link.parent.mkdir(parents=True, exist_ok=True)
+            link.symlink_to((path.parent / text.strip()).resolve())
+        path = link
+    return yaml.safe_load(_jsonnet.evaluate_file(str(path), jpathdir=[str(path.parent)],
+                                                 ext_vars=ext_vars))
+
+
+def expected(root: Path, cluster: str, hub: str | None, scratch: Path,
+             ) -> list[tuple[str, Any]]:
+    """(source, parsed document) of each `--values`, in the deployer's order."""
+    spec = yaml.safe_load((root / "config/clusters" / cluster / "cluster.yaml").read_text())
+    folder = f"config/clusters/{cluster}"
+    if hub is None:
+        entry = None
+        rels = [f"helm-charts/support/{f}" for f in SUPPORT_CHART_DOCS]
+        rels += [f"{folder}/{f}" for f in spec["support"]["helm_chart_values_files"]]
+    else:
+        entry = next(h for h in spec["hubs"] if h["name"] == hub)
+        rels = [f"helm-charts/{entry['helm_chart']}/values.jsonnet"]
+        rels += [f"{folder}/{f}" for f in entry["helm_chart_values_files"]]
+    out = []
+    for rel in rels:
+        if "secret" in os.path.basename(rel):
+            out.append((rel, {"standin": rel}))
+        elif rel.endswith(".jsonnet"):
+            out.append((rel, render_like_deployer(root, rel, deployer_vars(spec, entry),
+                                                  scratch)))
+        else:
+            out.append((rel, yaml.safe_load((root / rel).read_text())))
+    return out
+
+
+# ---------------------------------------------------------------- hubtasks
+
+
+def actual(config: RepoConfig, cluster: str, hub: str | None, env: dict[str, str],
+           sops: Path) -> list[tuple[str, Any]]:
+    chart = config.release_chart(cluster, hub)
+    job = Job(stage=Stage.PROD, cluster=cluster, hub=hub, chart=chart)
+    with release_documents(config, job, sops=sops, env=env) as (docs, _redactor):
+        return [(d.source, yaml.safe_load(d.path.read_text())) for d in docs]
+
+
+def releases(config: RepoConfig) -> list[tuple[str, str | None]]:
+    out: list[tuple[str, str | None]] = []
+    for cluster in config.clusters.values():
+        if cluster.support is not None:
+            out.append((cluster.name, None))
+        out += [(cluster.name, h.name) for h in cluster.hubs]
+    return out
+
+
+def pick(config: RepoConfig, kind: str) -> tuple[str, str | None]:
+    """One release of each kind the deployer treats differently."""
+    for cluster in config.clusters.values():
+        for hub in cluster.hubs:
+            if kind == "basehub" and hub.chart == "basehub" and cluster.provider == "gcp" \
+                    and not hub.chart_override:
+                return cluster.name, hub.name
+            if kind == "daskhub" and hub.chart == "daskhub":
+                return cluster.name, hub.name
+            if kind == "chart_override" and hub.chart_override:
+                return cluster.name, hub.name
+            if kind == cluster.provider in ("aws", "kubeconfig"):
+                return cluster.name, hub.name
+        if kind == "support" and cluster.support is not None:
+            return cluster.name, None
+    raise AssertionError(f"no {kind} release in the fixture")
+
+
+@pytest.mark.parametrize("kind", ["basehub", "daskhub", "chart_override", "aws", "kubeconfig",
+                                  "support"])
+def test_documents_and_order_equal_the_deployers(repo: tuple[Path, dict[str, str]], sops: Path,
+                                                 kind: str, tmp_path: Path) -> None:
+    root, env = repo
+    config = load_config(root)
+    cluster, hub = pick(config, kind)
+    got = actual(config, cluster, hub, env, sops)
+    want = expected(root, cluster, hub, tmp_path)
+    assert [s for s, _ in got] == [s for s, _ in want]
+    assert got == want
+    if kind == "daskhub":
+        assert set(got[0][1]) == {"basehub"}  # std.thisFile saw daskhub/, unresolved
+    if hub is not None:
+        assert config.cluster(cluster).hub(hub).domain in str(got[0][1])
+
+
+def test_every_release_of_the_fixture(repo: tuple[Path, dict[str, str]], sops: Path,
+                                      tmp_path: Path) -> None:
+    """All 201 releases: counts as established from the fixture, documents as the deployer's."""
+    root, env = repo
+    config = load_config(root)
+    found = releases(config)
+    charts = Counter(config.release_chart(c, h) for c, h in found)
+    assert (len(config.clusters), len(found)) == (30, 201)
+    assert charts == {"basehub": 153, "daskhub": 18, "support": 30}
+    for cluster, hub in found:
+        assert actual(config, cluster, hub, env, sops) == expected(root, cluster, hub,
+                                                                   tmp_path), (cluster, hub)
+
+
+def test_real_symlink_renders_like_its_text_form(repo: tuple[Path, dict[str, str]], sops: Path,
+                                                 tmp_path: Path) -> None:
+    """daskhub/values.jsonnet as a real symlink gives the same documents as the text form."""
+    root, env = repo
+    config = load_config(root)
+    cluster, hub = pick(config, "daskhub")
+    before = actual(config, cluster, hub, env, sops)
+    link = root / "helm-charts/daskhub/values.jsonnet"
+    text = link.read_text()
+    link.unlink()
+    link.symlink_to("../basehub/values.jsonnet")
+    try:
+        assert actual(load_config(root), cluster, hub, env, sops) == before
+    finally:
+        link.unlink()
+        link.write_text(text)
+
+
+def test_helm_merge_rules() -> None:
+    """Maps deep-merged, later wins, lists replaced whole, null deletes the key."""
+    base = {"a": {"b": 1, "c": [1, 2], "d": "x"}, "e": 1}
+    over = {"a": {"b": 2, "c": [3], "d": None}, "f": {"g": 1}}
+    assert helm_merge(base, over) == {"a": {"b": 2, "c": [3]}, "e": 1, "f": {"g": 1}}
+
+
+def test_values_command_redacts_secrets_and_names_sources(
+        repo: tuple[Path, dict[str, str]]) -> None:
+    root, env = repo
+    config = load_config(root)
+    cluster, _ = pick(config, "support")
+    text = show_values(root, cluster, None, merged=False, env=env)
+    lines = [line for line in text.splitlines() if line.startswith("# ")]
+    assert lines[0] == ("# 1. helm-charts/support/enc-support.secret.values.yaml "
+                        "(chart values, decrypted)")
+    assert "rendered jsonnet" in lines[2]
+    assert "standin: helm-charts/support/enc-support" not in text
+    merged = show_values(root, cluster, None, merged=True, env=env)
+    assert "standin: ***" in merged and "enc-cryptnono" not in merged
+
+
+def test_domain_override_file_replaces_the_domain(repo: tuple[Path, dict[str, str]],
+                                                  sops: Path, tmp_path: Path) -> None:
+    """Hub.deploy: the decrypted override's `domain` replaces spec["domain"] (HUB_DOMAIN)."""
+    root, env = repo
+    config = load_config(root)
+    cluster, hub = pick(config, "basehub")
+    folder = root / "config/clusters" / cluster
+    spec_file = folder / "cluster.yaml"
+    spec_text = spec_file.read_text()
+    override = folder / "enc-domain.secret.yaml"
+    override.write_text("domain: hidden.example.org\n")
+    key = Path(env["SOPS_AGE_KEY_FILE"])
+    recipient = next(line.split(": ")[1] for line in key.read_text().splitlines()
+                     if "public key" in line)
+    from tests.twoi2c import _encrypt
+    _encrypt(override, recipient, sops)
+    spec = yaml.safe_load(spec_text)
+    entry = next(h for h in spec["hubs"] if h["name"] == hub)
+    entry["domain_override_file"] = override.name
+    spec_file.write_text(yaml.safe_dump(spec))
+    try:
+        got = actual(load_config(root), cluster, hub, env, sops)
+        assert "hidden.example.org" in str(got[0][1])
+        assert entry["domain"] not in str(got[0][1])
+        shown = show_values(root, cluster, hub, merged=True, env=env)
+        assert "hidden.example.org" not in shown
+    finally:
+        spec_file.write_text(spec_text)
+        override.unlink()
+
+
+def test_render_error_names_file_and_line(tmp_path: Path) -> None:
+    from hubtasks.deploying.jsonnet import JsonnetRenderer
+    from hubtasks.model import HubtasksError
+
+    path = tmp_path / "values.jsonnet"
+    path.write_text("{\n  a: std.extVar('MISSING'),\n}\n")
+    with pytest.raises(HubtasksError, match=r"(?s)helm-charts/x/values.jsonnet: jsonnet render "
+                                            r"failed: .*values.jsonnet:2"):
+        JsonnetRenderer().render(path, {}, rel="helm-charts/x/values.jsonnet")
+
+
+def test_renders_once_per_file_and_context(tmp_path: Path) -> None:
+    from hubtasks.deploying.jsonnet import JsonnetRenderer
+
+    path = tmp_path / "values.jsonnet"
+    path.write_text("{ host: std.extVar('D') }\n")
+    renderer = JsonnetRenderer()
+    for _ in range(3):
+        assert yaml.safe_load(renderer.render(path, {"D": "a.org"}, rel="v")) == {"host": "a.org"}
+    renderer.render(path, {"D": "b.org"}, rel="v")
+    assert renderer.renders == 2
+
+
+def test_chart_values_escaping_the_chart_is_a_config_error() -> None:
+    from hubtasks.config.load import settings_from_doc
+    from hubtasks.config.yamlfiles import ConfigError
+
+    with pytest.raises(ConfigError, match=r"hubtasks.yaml: chart_values.support: '../x.yaml' "
+                                          "escapes the chart folder"):
+        settings_from_doc({"chart_values": {"support": ["../x.yaml"]}}, "hubtasks.yaml")
+
+
+def test_missing_chart_values_file_is_a_config_error(tmp_path: Path) -> None:
+    from hubtasks.config.yamlfiles import ConfigError
+
+    (tmp_path / "config/clusters").mkdir(parents=True)
+    (tmp_path / "helm-charts/support").mkdir(parents=True)
+    (tmp_path / "hubtasks.yaml").write_text("chart_values: {support: [nope.yaml]}\n")
+    with pytest.raises(ConfigError, match=re.escape(
+            "hubtasks.yaml: chart_values.support: helm-charts/support/nope.yaml does not exist")):
+        load_config(tmp_path)
