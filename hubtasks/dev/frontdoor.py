@@ -5,7 +5,8 @@ Local clusters have no ingress, DNS or hub pods that answer, so health checks go
 all have their replicas ready on that cluster's API server, 503 otherwise, 404 for an unknown
 cluster. A hub whose namespace holds a ConfigMap containing `UNHEALTHY_MARKER` answers 503
 even when ready: it stands in for a hub that starts but fails its requests (e.g. a broken
-authenticator config), so a config change can deploy fine and still fail its check. Point `health_check.url` at `url_template` (`http://127.0.0.1:PORT/{cluster}/{hub}/hub/health`).
+authenticator config), so a config change can deploy fine and still fail its check.
+Point `health_check.url` at `url_template` (`http://127.0.0.1:PORT/{cluster}/{hub}/hub/health`).
 
 Tests make a hub misbehave with `behave(cluster, hub, how)`: `ok`, `503`, `never` (no
 answer), `slow` (answers 200 after `slow_seconds`) or `redirect` (302 to the hub's real
