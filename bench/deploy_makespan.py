@@ -258,7 +258,7 @@ def print_modes(runs: Mapping[str, Sequence[Run]], jobs: Sequence[Job], limits: 
     runner overhead; without (real helm) a job's work is its whole recorded duration.
     """
     print(f"{'mode':<10} {'LB':>6} {'ideal':>7} {'measured':>9} {'runs':>11} {'/LB':>6} "
-          f"{'/ideal':>7} {'ovh/job':>8} {'job ovh' if sleep else 'helm/job':>9} {'peak':>5}")
+          f"{'/ideal':>7} {'ovh/job':>8} {'job ovh' if sleep else 'work/job':>9} {'peak':>5}")
     walls = {}
     for mode, mode_runs in runs.items():
         run = median_run(mode_runs)
