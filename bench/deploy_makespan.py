@@ -4,9 +4,11 @@ Writes a synthetic config repo (2i2c's layout, provider `local`, one ConfigMap c
 deploys every release through the real job machinery, `hubtasks.deploying.session.run_jobs`:
 scheduler, HelmRunner (argv, digest, per-job log), one subprocess per job via run_helm, ResultsStore
 (one fsync'd write per job) and the console reporter (to a buffer). helm is a tiny `sh` stand-in
-that sleeps for the `sleep:` value of the job's last values file, so the spawn is included.
-Default: 30 clusters x 6 hubs (+ support) = 210 jobs; support 0.3 s, staging 0.2 s, prod
-0.1-0.4 s (deterministic per job).
+that sleeps for the `sleep:` value of the job's last values file, so the spawn is included;
+each hub's health check (one try) goes to a loopback front door that answers 200 after a
+known delay (0.02-0.08 s per hub). Default: 30 clusters x 6 hubs (+ support) = 210 jobs;
+support 0.3 s, staging 0.2 s, prod 0.1-0.4 s (deterministic per job). The repo, the stand-in
+and the front door live in bench/_makespan_repo.py.
 
 Printed per mode, all measured in this one run:
 - ideal: a zero-overhead simulation of the executor's own policy (chains longest first on
@@ -21,12 +23,15 @@ Printed per mode, all measured in this one run:
 - overhead/job = (measured - ideal) / jobs, the wall time the machinery adds per job once
   amortised over the parallel slots; job ovh = mean(job duration - its sleep), the
   latency each job pays (spawn, argv, digest, log); plus a measured sequential run (one job at
-  a time, where every ms of overhead is wall time) and the cost of one results-store write.
+  a time, where every ms of overhead is wall time) and the cost of one results-store write;
+- health checks apart from helm: each job's check duration (from the records
+  `hubtasks.deploying.health` logs), against the front door's delay, and helm's share (the
+  job's duration minus its check); a job's work for LB and ideal is its sleep + its delay.
 Then real helm 4 on 2 local clusters (hubtasks.localk8s) x 3 hubs + support, staged vs
 pipelined, after an untimed first install. Nothing asserts timings.
 
 usage: python bench/deploy_makespan.py [--clusters 30 --hubs 6 --jobs 8 --per-cluster 2]
-       [--canary-workers 8] [--repeat 2] [--seq-clusters 4] [--no-real]
+       [--canary-workers 8] [--repeat 2] [--seq-clusters 4] [--no-health] [--no-real]
 """
 
 from __future__ import annotations
@@ -35,57 +40,40 @@ import argparse
 import contextlib
 import heapq
 import io
-import random
 import statistics
 import tempfile
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-import yaml
+from _makespan_repo import (
+    KUBECONFIG_DIR,
+    DelayedFrontDoor,
+    HealthTimes,
+    health_delays,
+    plan_everything,
+    sleeps,
+    write_fake_helm,
+    write_repo,
+)
 
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.scheduler import Schedule, run_pipelined, run_staged
 from hubtasks.deploying.session import run_jobs
-from hubtasks.model import SUPPORT_RELEASE, HubtasksError, Job, JobKey, JobResult, Plan, Stage
+from hubtasks.model import HubtasksError, Job, JobKey, JobResult, Plan, Stage
 from hubtasks.options import DeployOptions, Limits, RunOptions, environment
-from hubtasks.planning.planner import PlanRequest, build_plan
 from hubtasks.results import ResultsStore
 
 SCHEDULES: dict[str, Schedule] = {"staged": run_staged, "pipelined": run_pipelined}
 
 MODES = ("staged", "pipelined")
 CANARY = frozenset({Stage.SUPPORT, Stage.STAGING})
-SECONDS = {SUPPORT_RELEASE: 0.3, "staging": 0.2}
-PROD_SECONDS = (0.1, 0.4)
-KUBECONFIG_DIR = ".hubtasks/kubeconfigs"  # the default kubeconfig_dir of provider `local`
 REAL_CLUSTERS = ("bench-a", "bench-b")
 REAL_HUBS = 3
-FAKE_HELM = """#!/bin/sh
-# helm stand-in: `version` answers as helm 3; anything else sleeps for the `sleep:` value
-# of its last -f values file, then exits 0.
-if [ "$1" = version ]; then echo v3.99.0+gbench; exit 0; fi
-if [ "$1" = history ]; then echo '[]'; exit 0; fi  # never stuck (deploying/repair.py)
-values=
-while [ $# -gt 0 ]; do
-  if [ "$1" = -f ]; then values=$2; fi
-  shift
-done
-read -r key seconds < "$values"
-exec sleep "$seconds"
-"""
-CONFIGMAP = """apiVersion: v1
-kind: ConfigMap
-metadata:
-  name: {{ .Release.Name }}-bench
-data:
-  sleep: {{ .Values.sleep | quote }}
-"""
-
 Seconds = Mapping[JobKey, float]
 
 
@@ -96,70 +84,7 @@ class Run:
     mode: str
     wall: float
     results: tuple[JobResult, ...]
-
-
-# ---- the synthetic repo -------------------------------------------------------------------
-
-def job_seconds(cluster: str, release: str) -> float:
-    """The stand-in's sleep for one release: fixed for canaries, seeded per prod hub."""
-    if release in SECONDS:
-        return SECONDS[release]
-    return round(random.Random(f"{cluster}/{release}").uniform(*PROD_SECONDS), 2)
-
-
-def write_repo(root: Path, clusters: Sequence[str], hubs: int) -> None:
-    """Charts `basehub` and `support` (one ConfigMap each) and one folder per cluster."""
-    for chart in ("basehub", "support"):
-        folder = root / "helm-charts" / chart
-        (folder / "templates").mkdir(parents=True)
-        doc = {"apiVersion": "v2", "name": chart, "version": "0.1.0"}
-        (folder / "Chart.yaml").write_text(yaml.safe_dump(doc))
-        (folder / "templates" / "configmap.yaml").write_text(CONFIGMAP)
-    # ConfigMap-only hubs have no front door to answer; health-check time is not measured yet.
-    (root / "hubtasks.yaml").write_text("health_check: false\n")
-    for cluster in clusters:
-        write_cluster(root, cluster, hubs)
-
-
-def write_cluster(root: Path, cluster: str, hubs: int) -> None:
-    """cluster.yaml with `staging` + prod hubs; each release's last values file sets `sleep`."""
-    folder = root / "config/clusters" / cluster
-    folder.mkdir(parents=True)
-    names = ["staging", *(f"hub-{i}" for i in range(1, hubs))]
-    (folder / "common.values.yaml").write_text("common: true\n")
-    for release in [SUPPORT_RELEASE, *names]:
-        (folder / f"{release}.values.yaml").write_text(
-            f"sleep: {job_seconds(cluster, release)}\n")
-    entries = [{"name": h, "display_name": h, "domain": f"{h}.{cluster}.example.org",
-                "helm_chart": "basehub",
-                "helm_chart_values_files": ["common.values.yaml", f"{h}.values.yaml"]}
-               for h in names]
-    doc = {"name": cluster, "provider": "local",
-           "support": {"helm_chart_values_files": [f"{SUPPORT_RELEASE}.values.yaml"]},
-           "hubs": entries}
-    (folder / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-
-
-def write_fake_helm(folder: Path, clusters: Sequence[str], root: Path) -> Path:
-    """The sleeping helm stand-in, and a placeholder kubeconfig per cluster for it to be given."""
-    helm = folder / "helm"
-    helm.write_text(FAKE_HELM)
-    helm.chmod(0o755)
-    for cluster in clusters:
-        path = root / KUBECONFIG_DIR / f"{cluster}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("apiVersion: v1\nkind: Config\n")
-    return helm
-
-
-def plan_everything(config: RepoConfig) -> Plan:
-    """The real planner's plan of every release (support, staging, prod)."""
-    return build_plan(config, PlanRequest(everything=True, head="bench"))
-
-
-def sleeps(jobs: Iterable[Job]) -> dict[JobKey, float]:
-    """Each job's stand-in sleep: its work, as far as the schedule is concerned."""
-    return {j.key: job_seconds(j.cluster, j.release) for j in jobs}
+    health: Mapping[str, float] = field(default_factory=dict)  # job name -> check seconds
 
 
 # ---- running ------------------------------------------------------------------------------
@@ -173,7 +98,7 @@ def run_mode(config: RepoConfig, plan: Plan, jobs: Sequence[Job], *, mode: str, 
     options = RunOptions(repo=config.root, plan=folder / "plan.json",
                          results=folder / "results.json", deploy=deploy, limits=limits,
                          helm=helm)
-    with contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stderr(io.StringIO()), HealthTimes() as health:
         start = time.perf_counter()
         results = run_jobs(config, plan, jobs, options, SCHEDULES[mode])
         wall = time.perf_counter() - start
@@ -182,7 +107,7 @@ def run_mode(config: RepoConfig, plan: Plan, jobs: Sequence[Job], *, mode: str, 
         raise HubtasksError(f"{mode}: {len(failed)} of {len(results)} jobs failed, e.g. "
                             f"{failed[0].name}: {failed[0].error}" if failed else
                             f"{mode}: {len(results)} results for {len(jobs)} jobs")
-    return Run(mode=mode, wall=wall, results=tuple(results))
+    return Run(mode=mode, wall=wall, results=tuple(results), health=dict(health.seconds))
 
 
 def run_modes(config: RepoConfig, plan: Plan, jobs: Sequence[Job], *, limits: Limits,
@@ -194,6 +119,13 @@ def run_modes(config: RepoConfig, plan: Plan, jobs: Sequence[Job], *, limits: Li
             runs[mode].append(run_mode(config, plan, jobs, mode=mode, limits=limits,
                                        helm=helm, workdir=workdir))
     return runs
+
+
+def work_of(config: RepoConfig, jobs: Iterable[Job]) -> dict[JobKey, float]:
+    """Each job's known work: its helm sleep, plus its front-door delay when checks are on."""
+    jobs = list(jobs)
+    delays = health_delays(jobs) if config.settings.health_check else {}
+    return {key: sleep + delays.get(key, 0.0) for key, sleep in sleeps(jobs).items()}
 
 
 def median_run(runs: Sequence[Run]) -> Run:
@@ -326,7 +258,7 @@ def print_modes(runs: Mapping[str, Sequence[Run]], jobs: Sequence[Job], limits: 
     runner overhead; without (real helm) a job's work is its whole recorded duration.
     """
     print(f"{'mode':<10} {'LB':>6} {'ideal':>7} {'measured':>9} {'runs':>11} {'/LB':>6} "
-          f"{'/ideal':>7} {'ovh/job':>8} {'job ovh' if sleep else 'helm/job':>9} {'peak':>5}")
+          f"{'/ideal':>7} {'ovh/job':>8} {'job ovh' if sleep else 'work/job':>9} {'peak':>5}")
     walls = {}
     for mode, mode_runs in runs.items():
         run = median_run(mode_runs)
@@ -343,27 +275,49 @@ def print_modes(runs: Mapping[str, Sequence[Run]], jobs: Sequence[Job], limits: 
     return walls
 
 
+def print_health(runs: Mapping[str, Sequence[Run]], jobs: Sequence[Job]) -> None:
+    """Per mode (its median run): the health checks' time apart from helm's."""
+    delays = health_delays(jobs)
+    for mode, mode_runs in runs.items():
+        run = median_run(mode_runs)
+        checks = [run.health.get(r.name, 0.0) for r in run.results if r.hub is not None]
+        if not run.health:
+            print(f"{mode}: no health checks")
+            continue
+        helm = [r.duration - run.health.get(r.name, 0.0) for r in run.results]
+        delay = statistics.mean(delays[r.key] for r in run.results if r.hub is not None)
+        print(f"{mode}: health checks {len(checks)}, {sum(checks):.2f}s in all, "
+              f"{1000 * statistics.mean(checks):.1f}ms each (front door's delay "
+              f"{1000 * delay:.1f}ms); helm {sum(helm):.2f}s in all, "
+              f"{1000 * statistics.mean(helm):.1f}ms/job; checks are "
+              f"{100 * sum(checks) / (sum(checks) + sum(helm)):.0f}% of job time")
+
+
 def fake_case(args: argparse.Namespace, limits: Limits, workdir: Path) -> None:
-    """The large case with the sleeping helm stand-in."""
-    names = [f"cluster-{c:03d}" for c in range(args.clusters)]
-    root = workdir / "fake-repo"
-    write_repo(root, names, args.hubs)
-    helm = write_fake_helm(workdir, names, root)
-    config = load_config(root)
-    plan = plan_everything(config)
-    jobs, seconds = plan.jobs, sleeps(plan.jobs)
-    total = sum(seconds.values())
-    canary = sum(seconds[j.key] for j in jobs if j.stage in CANARY)
-    print(f"fake helm (sh + sleep): {args.clusters} clusters x {args.hubs} hubs + support = "
-          f"{len(jobs)} jobs; --jobs {limits.jobs} --per-cluster {limits.per_cluster} "
-          f"--canary-workers {limits.canary_workers}; median of {args.repeat} runs each")
-    print(f"sleeps: {total:.1f}s in all (canary {canary:.1f}s, prod {total - canary:.1f}s)\n")
-    runs = run_modes(config, plan, jobs, limits=limits, helm=helm, workdir=workdir,
-                     repeat=args.repeat)
-    walls = print_modes(runs, jobs, limits, sleep=seconds)
-    for mode, wall in walls.items():
-        print(f"{mode}: x{total / wall:.1f} faster than sequential ({total:.1f}s of sleeps)")
-    sequential_case(args, config, plan, helm, workdir)
+    """The large case with the sleeping helm stand-in (and the delayed front door)."""
+    with contextlib.ExitStack() as stack:
+        url = None if args.no_health else stack.enter_context(DelayedFrontDoor()).url
+        names = [f"cluster-{c:03d}" for c in range(args.clusters)]
+        root = workdir / "fake-repo"
+        write_repo(root, names, args.hubs, health_url=url)
+        helm = write_fake_helm(workdir, names, root)
+        config = load_config(root)
+        plan = plan_everything(config)
+        jobs, seconds = plan.jobs, work_of(config, plan.jobs)
+        total, helm_total = sum(seconds.values()), sum(sleeps(jobs).values())
+        canary = sum(seconds[j.key] for j in jobs if j.stage in CANARY)
+        print(f"fake helm (sh + sleep): {args.clusters} clusters x {args.hubs} hubs + support = "
+              f"{len(jobs)} jobs; --jobs {limits.jobs} --per-cluster {limits.per_cluster} "
+              f"--canary-workers {limits.canary_workers}; median of {args.repeat} runs each")
+        print(f"work: {total:.1f}s in all (canary {canary:.1f}s, prod {total - canary:.1f}s): "
+              f"helm sleeps {helm_total:.1f}s, health checks {total - helm_total:.1f}s\n")
+        runs = run_modes(config, plan, jobs, limits=limits, helm=helm, workdir=workdir,
+                         repeat=args.repeat)
+        walls = print_modes(runs, jobs, limits, sleep=seconds)
+        for mode, wall in walls.items():
+            print(f"{mode}: x{total / wall:.1f} faster than sequential ({total:.1f}s of work)")
+        print_health(runs, jobs)
+        sequential_case(args, config, plan, helm, workdir)
     per_write = store_write_ms(median_run(runs["pipelined"]).results, workdir)
     print(f"results store: {per_write:.1f}ms per record (fsync'd, {len(jobs)} records)")
 
@@ -373,10 +327,10 @@ def sequential_case(args: argparse.Namespace, config: RepoConfig, plan: Plan, he
     """The first --seq-clusters clusters one job at a time: overhead shows up whole."""
     chosen = set(sorted(config.clusters)[:args.seq_clusters])
     jobs = [j for j in plan.jobs if j.cluster in chosen]
-    total = sum(sleeps(jobs).values())
+    total = sum(work_of(config, jobs).values())
     run = run_mode(config, plan, jobs, mode="staged", limits=Limits(jobs=1, per_cluster=1,
                    canary_workers=1), helm=helm, workdir=workdir)
-    print(f"\nsequential ({len(chosen)} clusters, {len(jobs)} jobs, one at a time): sleeps "
+    print(f"\nsequential ({len(chosen)} clusters, {len(jobs)} jobs, one at a time): work "
           f"{total:.2f}s, measured {run.wall:.2f}s = x{run.wall / total:.3f}, "
           f"{1000 * (run.wall - total) / len(jobs):.1f}ms overhead per job")
 
@@ -388,8 +342,10 @@ def real_case(args: argparse.Namespace, limits: Limits, workdir: Path) -> None:
 
     helm = install_helm(4, environment())
     root = workdir / "real-repo"
-    write_repo(root, REAL_CLUSTERS, REAL_HUBS)
-    with LocalClusters(list(REAL_CLUSTERS), workdir / "clusters") as clusters:
+    with contextlib.ExitStack() as stack:
+        url = None if args.no_health else stack.enter_context(DelayedFrontDoor()).url
+        write_repo(root, REAL_CLUSTERS, REAL_HUBS, health_url=url)
+        clusters = stack.enter_context(LocalClusters(list(REAL_CLUSTERS), workdir / "clusters"))
         clusters.write_kubeconfigs(root / KUBECONFIG_DIR)
         config = load_config(root)
         plan = plan_everything(config)
@@ -401,9 +357,10 @@ def real_case(args: argparse.Namespace, limits: Limits, workdir: Path) -> None:
     print(f"\nreal helm 4 (--wait) on {len(REAL_CLUSTERS)} local clusters x {REAL_HUBS} hubs + "
           f"support = {len(plan.jobs)} jobs, ConfigMap-only chart; first install "
           f"{first.wall:.2f}s (untimed)")
-    print(f"per-job helm upgrade: median {statistics.median(durations):.2f}s, "
+    print(f"per-job upgrade + check: median {statistics.median(durations):.2f}s, "
           f"range {min(durations):.2f}-{max(durations):.2f}s\n")
     print_modes(runs, plan.jobs, limits, sleep=None)
+    print_health(runs, plan.jobs)
 
 
 def main() -> None:
@@ -415,6 +372,8 @@ def main() -> None:
     parser.add_argument("--canary-workers", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--seq-clusters", type=int, default=4)
+    parser.add_argument("--no-health", action="store_true",
+                        help="no health checks (hubtasks.yaml health_check: false)")
     parser.add_argument("--no-real", action="store_true", help="skip real helm on local clusters")
     args = parser.parse_args()
     limits = Limits(jobs=args.jobs, per_cluster=args.per_cluster,

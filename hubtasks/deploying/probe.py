@@ -8,6 +8,7 @@ read in a worker thread.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import ssl
 import threading
@@ -56,12 +57,19 @@ def _opener(url: str, env: Mapping[str, str], insecure: bool) -> urllib.request.
     if "no" in found and bypass(host, found):
         found = {}
     found.pop("no", None)
+    return urllib.request.build_opener(urllib.request.ProxyHandler(found),
+                                       urllib.request.HTTPSHandler(context=_tls(insecure)))
+
+
+@functools.cache
+def _tls(insecure: bool) -> ssl.SSLContext:
+    """One TLS context per process and flag: loading the CA store costs ~20 ms a check
+    (bench/deploy_makespan.py); a context is safe to share between threads."""
     context = ssl.create_default_context()
     if insecure:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    return urllib.request.build_opener(urllib.request.ProxyHandler(found),
-                                       urllib.request.HTTPSHandler(context=context))
+    return context
 
 
 def _get(url: str, env: Mapping[str, str], insecure: bool, timeout: float) -> Answer:
@@ -73,14 +81,14 @@ def _get(url: str, env: Mapping[str, str], insecure: bool, timeout: float) -> An
     except urllib.error.HTTPError as err:
         return Answer(url=url, status=err.code)
     except urllib.error.URLError as err:
-        return Answer(url=url, problem=_reason(err.reason))
+        return Answer(url=url, problem=_reason(err.reason, timeout))
     except (OSError, http.client.HTTPException) as err:
-        return Answer(url=url, problem=_reason(err))
+        return Answer(url=url, problem=_reason(err, timeout))
 
 
-def _reason(reason: object) -> str:
-    if isinstance(reason, TimeoutError):
-        return "timed out"
+def _reason(reason: object, timeout: float) -> str:
+    if isinstance(reason, TimeoutError):  # the socket's timeout: the same words as `get`'s
+        return f"timed out after {timeout:g}s"
     return str(getattr(reason, "strerror", None) or reason)
 
 

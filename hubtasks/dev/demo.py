@@ -1,10 +1,12 @@
 """`invoke demo`: the example config deployed to local clusters, with one broken canary.
 
 The demo never touches the user's checkout: it copies the example config into a fresh git
-repo under the work folder, commits a change that breaks one staging hub's rollout (its
-image carries the marker the local clusters keep Pending), starts one local control plane
-per cluster and runs `deploy-all --everything` with real helm and `--wait`. The run shows
-that cluster's prod hubs dropped while every other cluster deploys.
+repo under the work folder, commits a change that breaks one staging hub (its hub config
+carries the marker the front-door stand-in answers 503 for: the upgrade succeeds, the health
+check fails), starts one local control plane per cluster and runs `deploy-all --everything`
+with real helm and `--wait`. The run shows that cluster's prod hubs dropped while every other
+cluster deploys. `break_hub` (an image that never becomes Ready: helm fails) is the other
+way of breaking a hub, used by tests/test_deploy_e2e.py.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from hubtasks.binaries import find_helm
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.stages import deploy_all
-from hubtasks.dev.frontdoor import FrontDoor, point_checks_at, restore_settings
+from hubtasks.dev.frontdoor import UNHEALTHY_MARKER, FrontDoor, point_checks_at, restore_settings
 from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import HubtasksError, Stage, Status
 from hubtasks.options import DeployOptions, Limits, PlanOptions, RunOptions, environment
@@ -89,19 +91,40 @@ def broken_values(chart: str) -> dict[str, object]:
     return {"basehub": values} if chart == "daskhub" else values
 
 
+def unhealthy_values(chart: str) -> dict[str, object]:
+    """A hub config that deploys fine but that the front-door stand-in answers 503 for."""
+    config = {"JupyterHub": {"authenticator_class": UNHEALTHY_MARKER}}
+    values: dict[str, object] = {"jupyterhub": {"hub": {"config": config}}}
+    return {"basehub": values} if chart == "daskhub" else values
+
+
 def break_hub(repo: Path, config: RepoConfig, broken: BrokenHub) -> None:
-    """Commit a change that adds a broken-image values file to one staging hub."""
+    """Commit a change that adds a broken-image values file to one staging hub (helm fails)."""
+    chart = config.cluster(broken.cluster).hub(broken.hub).chart
+    _commit_values(repo, config, broken, broken_values(chart),
+                   f"demo: a broken image for {broken.cluster}/{broken.hub}")
+
+
+def break_health(repo: Path, config: RepoConfig, broken: BrokenHub) -> None:
+    """Commit a broken hub config for one staging hub: it deploys, then fails its check."""
+    chart = config.cluster(broken.cluster).hub(broken.hub).chart
+    _commit_values(repo, config, broken, unhealthy_values(chart),
+                   f"demo: a broken authenticator config for {broken.cluster}/{broken.hub}")
+
+
+def _commit_values(repo: Path, config: RepoConfig, broken: BrokenHub,
+                   values: dict[str, object], message: str) -> None:
+    """Add `values` as the hub's last values file (BROKEN_VALUES) and commit."""
     cluster = config.cluster(broken.cluster)
-    hub = cluster.hub(broken.hub)
     folder = repo / cluster.folder
-    (folder / BROKEN_VALUES).write_text(yaml.safe_dump(broken_values(hub.chart)))
+    (folder / BROKEN_VALUES).write_text(yaml.safe_dump(values))
     doc = yaml.safe_load((folder / "cluster.yaml").read_text())
     for entry in doc["hubs"]:
         if entry["name"] == broken.hub:
             entry["helm_chart_values_files"].append(BROKEN_VALUES)
     (folder / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", f"demo: a broken image for {broken.cluster}/{broken.hub}")
+    _git(repo, "commit", "-q", "-m", message)
 
 
 def local_cluster_names(config: RepoConfig) -> list[str]:
@@ -112,10 +135,10 @@ def local_cluster_names(config: RepoConfig) -> list[str]:
 
 
 def prepare(source: Path, workdir: Path) -> tuple[Path, RepoConfig, BrokenHub]:
-    """Copy the example, break one staging hub; returns (repo, config, broken hub)."""
+    """Copy the example, break one staging hub's health; returns (repo, config, broken hub)."""
     repo = copy_example(source, workdir / "repo")
     broken = pick_broken_hub(load_config(repo))
-    break_hub(repo, load_config(repo), broken)
+    break_health(repo, load_config(repo), broken)
     return repo, load_config(repo), broken
 
 
@@ -160,7 +183,8 @@ def run_demo(source: Path, workdir: Path, *, keep: bool, helm_major: int | None,
     helm = find_helm(environment(), major=helm_major).path
     repo, config, broken = prepare(source, workdir)
     print(f"example config copied to {repo} (a git repo); last commit gives staging hub "
-          f"{broken.cluster}/{broken.hub} an image that never becomes Ready")
+          f"{broken.cluster}/{broken.hub} a broken authenticator config: its upgrade "
+          "will succeed and its health check fail")
     kubeconfigs = repo / ".hubtasks/kubeconfigs"
     names = local_cluster_names(config)
     print(f"starting {len(names)} local clusters: {', '.join(names)} ...", flush=True)
@@ -176,7 +200,7 @@ def run_demo(source: Path, workdir: Path, *, keep: bool, helm_major: int | None,
         rows = releases_on_clusters(helm, kubeconfigs, names)
         print("\nreleases on the clusters (helm list -A on each):")
         print(tabulate(rows, headers=["cluster", "release", "namespace", "status", "revision"]))
-        return _verdict(options.results, broken.cluster)
+        return _verdict(options.results, broken)
     finally:
         door.stop()
         restore_settings(repo, settings)  # the stand-in is gone: later runs must not probe it
@@ -188,15 +212,22 @@ def run_demo(source: Path, workdir: Path, *, keep: bool, helm_major: int | None,
             print("\nlocal clusters stopped (use --keep to keep them running)")
 
 
-def _verdict(results_path: Path, broken_cluster: str) -> int:
-    """The demo worked when only the broken cluster failed, and its prod was skipped."""
+def _verdict(results_path: Path, broken: BrokenHub) -> int:
+    """The demo worked when only the broken hub failed (unhealthy) and its cluster's prod
+    was skipped, while every other job succeeded."""
     results = load_results([results_path])
     bad = [r for r in results if r.status is not Status.SUCCEEDED]
-    as_designed = bad and all(r.cluster == broken_cluster for r in bad) and all(
-        r.status is Status.SKIPPED for r in bad if r.stage is Stage.PROD)
-    others = sorted({r.cluster for r in results} - {broken_cluster})
+    canary = next((r for r in bad if r.stage is Stage.STAGING and r.hub == broken.hub
+                   and r.cluster == broken.cluster), None)
+    as_designed = canary is not None and canary.error.startswith("unhealthy:") and all(
+        r.cluster == broken.cluster and (r is canary or r.status is Status.SKIPPED)
+        for r in bad)
+    others = sorted({r.cluster for r in results} - {broken.cluster})
+    if canary is not None and canary.error.startswith("unhealthy:"):
+        print(f"\n{broken.cluster}/{broken.hub}: its upgrade succeeded, but the hub is "
+              f"{canary.error}")
     if as_designed:
-        print(f"\ndemo OK: {broken_cluster}'s canary failed, so its prod hubs were skipped; "
+        print(f"demo OK: {broken.cluster}'s canary failed, so its prod hubs were skipped; "
               f"every job on {', '.join(others)} succeeded, each hub answering its health "
               "check.")
         return 0
@@ -213,5 +244,5 @@ local clusters kept running. Try:
   kubectl get pods -A
   {helm} list -A --kubeconfig {first}
   cd {repo} && git revert --no-edit HEAD && \\
-    hubtasks deploy-all --base HEAD~1 --kubeconfig-dir {kubeconfigs}
+    hubtasks deploy-all --base HEAD~1 --kubeconfig-dir {kubeconfigs} --no-health-check
 stop them with:  invoke demo-stop --workdir {workdir}""")

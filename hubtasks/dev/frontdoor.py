@@ -3,7 +3,10 @@
 Local clusters have no ingress, DNS or hub pods that answer, so health checks go here:
 `GET /<cluster>/<hub>/hub/health` answers 200 when the hub's Deployments (namespace `<hub>`)
 all have their replicas ready on that cluster's API server, 503 otherwise, 404 for an unknown
-cluster. Point `health_check.url` at `url_template` (`http://127.0.0.1:PORT/{cluster}/{hub}/hub/health`).
+cluster. A hub whose namespace holds a ConfigMap containing `UNHEALTHY_MARKER` answers 503
+even when ready: it stands in for a hub that starts but fails its requests (e.g. a broken
+authenticator config), so a config change can deploy fine and still fail its check.
+Point `health_check.url` at `url_template` (`http://127.0.0.1:PORT/{cluster}/{hub}/hub/health`).
 
 Tests make a hub misbehave with `behave(cluster, hub, how)`: `ok`, `503`, `never` (no
 answer), `slow` (answers 200 after `slow_seconds`) or `redirect` (302 to the hub's real
@@ -28,6 +31,7 @@ from hubtasks.dev.apiserver import LocalCluster, api_request
 
 BEHAVIOURS = ("ok", "503", "never", "slow", "redirect")
 HEALTH_PATH = "hub/health"
+UNHEALTHY_MARKER = "hubtasks-unhealthy"
 
 
 class FrontDoor:
@@ -77,13 +81,25 @@ class FrontDoor:
 
     def hub_ready(self, cluster: str, hub: str) -> bool:
         """Whether every Deployment in the hub's namespace has all its replicas ready."""
+        items = self._list(cluster, f"/apis/apps/v1/namespaces/{hub}/deployments")
+        return bool(items) and all(_deployment_ready(d) for d in items or ())
+
+    def hub_healthy(self, cluster: str, hub: str) -> bool:
+        """Ready, and no ConfigMap of the hub's namespace carries `UNHEALTHY_MARKER`."""
+        if not self.hub_ready(cluster, hub):
+            return False
+        items = self._list(cluster, f"/api/v1/namespaces/{hub}/configmaps")
+        return items is not None and not any(  # unreadable: not known to be healthy
+            UNHEALTHY_MARKER in str(value) for item in items
+            for value in (item.get("data") or {}).values())
+
+    def _list(self, cluster: str, path: str) -> list[dict[str, Any]] | None:
+        """The `items` of a list request to a cluster's API server; None when it fails."""
         found = self.clusters[cluster]
         try:
-            items = api_request(found.server, found.token,
-                                f"/apis/apps/v1/namespaces/{hub}/deployments")["items"]
+            return list(api_request(found.server, found.token, path)["items"])
         except (OSError, urllib.error.URLError, KeyError, TypeError):
-            return False
-        return bool(items) and all(_deployment_ready(d) for d in items)
+            return None
 
 
 def _deployment_ready(doc: Mapping[str, Any]) -> bool:
@@ -109,7 +125,7 @@ def _handler(door: FrontDoor) -> type[BaseHTTPRequestHandler]:
                 door.stopping.wait(door.slow_seconds)
             if how == "redirect":
                 return self._answer(302, location=f"/{cluster}/{hub}/real/{HEALTH_PATH}")
-            healthy = how != "503" and door.hub_ready(cluster, hub)
+            healthy = how != "503" and door.hub_healthy(cluster, hub)
             return self._answer(200 if healthy else 503)
 
         def _answer(self, code: int, location: str | None = None) -> None:
