@@ -5,8 +5,10 @@ which returns an `Outcome` value and never raises for the program's own failures
 
 - **Its own process group**, so a timeout or a cancel stops the program together with what
   it started (credential plugins, post-renderers): SIGTERM, then SIGKILL after `grace`.
-- **It dies with hubtasks.** The child gets a parent-death signal (SIGTERM), so a `kill -9`
-  of hubtasks never leaves a helm running unwatched.
+- **It dies with hubtasks.** The child gets a parent-death signal, so a `kill -9` of hubtasks
+  never leaves a helm running unwatched. SIGKILL, not SIGTERM: helm 4 answers SIGTERM by
+  rolling back and waiting for that, for up to its whole `--timeout`, with nobody watching;
+  a release it leaves `pending-*` is repaired by the next run (deploying/repair.py).
 - **Its output goes to an unlinked temp file, not a pipe.** A program whose reader died would
   be killed by SIGPIPE on its next write (helm then dies between "upgrade failed" and its
   rollback); a file never breaks. A thread follows the file, redacts each line and hands it
@@ -105,12 +107,12 @@ _PRCTL = _libc_prctl()
 
 
 def _in_child() -> None:
-    """Runs in the child between fork and exec: die (SIGTERM) when the forking thread dies.
+    """Runs in the child between fork and exec: die (SIGKILL) when the forking thread dies.
 
     Only a call into libc: safe in a child forked from a threaded parent.
     """
     if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------------- waiting

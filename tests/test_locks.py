@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +19,7 @@ from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.options import environment
 
 pytestmark = pytest.mark.cluster
+LIVE, OTHER = os.getpid(), os.getppid()  # holders whose processes exist
 
 
 @pytest.fixture(scope="module")
@@ -41,9 +45,9 @@ def _target(kubeconfig: Path, release: str, duration: int = 60) -> lease.Target:
 
 def test_second_run_fails_naming_the_holder(kubeconfig: Path) -> None:
     target, notes = _target(kubeconfig, "hub-a"), list[str]()
-    first = run_identity({}, pid=1, started="t1")
-    second = run_identity({}, pid=2, started="t2")
-    held = r"cluster c1 is being deployed by pid 1 \(started t1\) on .* since 20"
+    first = run_identity({}, pid=LIVE, started="t1")
+    second = run_identity({}, pid=OTHER, started="t2")
+    held = rf"cluster c1 is being deployed by pid {LIVE} \(started t1\) on .* since 20"
     with lease.holding(target, first, timeout=5, cancel=threading.Event(), note=notes.append), \
             pytest.raises(lease.LeaseHeld, match=held):
         lease.acquire(target, second, timeout=1, cancel=threading.Event(), note=notes.append)
@@ -55,7 +59,7 @@ def test_second_run_fails_naming_the_holder(kubeconfig: Path) -> None:
 def test_legs_of_one_ci_run_share_the_lease(kubeconfig: Path) -> None:
     target = _target(kubeconfig, "hub-b")
     ci = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "1"}
-    leg1, leg2 = run_identity(ci, pid=1), run_identity(ci, pid=2)
+    leg1, leg2 = run_identity(ci, pid=LIVE), run_identity(ci, pid=OTHER)
     assert leg1.holder == leg2.holder
     lease.acquire(target, leg1, timeout=1, cancel=threading.Event(), note=print)
     lease.acquire(target, leg2, timeout=1, cancel=threading.Event(), note=print)
@@ -63,7 +67,7 @@ def test_legs_of_one_ci_run_share_the_lease(kubeconfig: Path) -> None:
 
 def test_a_dead_holders_lease_expires(kubeconfig: Path) -> None:
     target = _target(kubeconfig, "hub-c", duration=2)
-    dead, alive = run_identity({}, pid=1, started="x"), run_identity({}, pid=2, started="y")
+    dead, alive = run_identity({}, pid=LIVE, started="x"), run_identity({}, pid=OTHER, started="y")
     lease.acquire(target, dead, timeout=1, cancel=threading.Event(), note=print)
     assert lease.try_acquire(target, alive) is not None  # still held
     time.sleep(3)  # the dead holder never renews
@@ -75,7 +79,20 @@ def test_a_dead_holders_lease_expires(kubeconfig: Path) -> None:
 
 def test_renewal_keeps_the_lease(kubeconfig: Path) -> None:
     target = _target(kubeconfig, "hub-d", duration=3)
-    me, other = run_identity({}, pid=1, started="m"), run_identity({}, pid=2, started="o")
+    me, other = run_identity({}, pid=LIVE, started="m"), run_identity({}, pid=OTHER, started="o")
     with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
         time.sleep(4)  # longer than the duration: only the renewal thread keeps it ours
         assert lease.try_acquire(target, other) is not None
+
+
+def test_a_killed_local_holder_is_not_waited_for(kubeconfig: Path) -> None:
+    """A holder on this host whose process is gone (kill -9) frees its Lease at once."""
+    target = _target(kubeconfig, "hub-e", duration=600)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead = run_identity({}, pid=int(gone.stdout), started="d")
+    lease.acquire(target, dead, timeout=1, cancel=threading.Event(), note=print)
+    me = run_identity({}, pid=LIVE, started="m")
+    lease.acquire(target, me, timeout=1, cancel=threading.Event(), note=print)
+    found = lease.read(target)
+    assert found is not None and found["spec"]["holderIdentity"] == me.holder

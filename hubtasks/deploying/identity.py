@@ -22,6 +22,7 @@ class RunIdentity:
     holder: str
     run: str
     host: str
+    pid: int | None = None  # a local run's process; None for a CI run (legs share it)
 
 
 def run_identity(env: Mapping[str, str], *, pid: int | None = None,
@@ -37,7 +38,21 @@ def run_identity(env: Mapping[str, str], *, pid: int | None = None,
     pid = os.getpid() if pid is None else pid
     started = started or _STARTED
     return RunIdentity(holder=f"{host}-{pid}-{started}", run=f"pid {pid} (started {started})",
-                       host=host)
+                       host=host, pid=pid)
+
+
+def holder_gone(host: str | None, pid: str | None) -> bool:
+    """True when a holder ran on this host as a process that no longer exists (`kill -9`):
+    its Lease need not be waited out. Unknown hosts and CI runs are never judged here."""
+    if host != socket.gethostname() or not pid or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return False
 
 
 _STARTED = utc_now()

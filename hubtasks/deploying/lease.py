@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks import proc
-from hubtasks.deploying.identity import RunIdentity
+from hubtasks.deploying.identity import RunIdentity, holder_gone
 from hubtasks.helm import helm_env
 from hubtasks.model import HubtasksError
 
@@ -88,6 +88,11 @@ def expired(lease: Mapping[str, Any], now: datetime | None = None) -> bool:
     return age > float(spec.get("leaseDurationSeconds") or DURATION)
 
 
+def _holder_died(lease: Mapping[str, Any]) -> bool:
+    notes = (lease.get("metadata") or {}).get("annotations") or {}
+    return holder_gone(notes.get("hubtasks.host"), notes.get("hubtasks.pid"))
+
+
 def holder_message(target: Target, lease: Mapping[str, Any]) -> str:
     """`cluster C is being deployed by RUN on HOST since T`, from the Lease's annotations."""
     notes = (lease.get("metadata") or {}).get("annotations") or {}
@@ -131,7 +136,8 @@ def _held_by(me: RunIdentity, lease: Mapping[str, Any], transitions: int,
     now = micro_time()
     metadata = dict(lease.get("metadata") or {})
     metadata["annotations"] = {**(metadata.get("annotations") or {}),
-                               "hubtasks.run": me.run, "hubtasks.host": me.host}
+                               "hubtasks.run": me.run, "hubtasks.host": me.host,
+                               "hubtasks.pid": "" if me.pid is None else str(me.pid)}
     spec = {"holderIdentity": me.holder, "leaseDurationSeconds": duration,
             "acquireTime": now, "renewTime": now, "leaseTransitions": transitions}
     return {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": metadata,
@@ -147,7 +153,8 @@ def try_acquire(target: Target, me: RunIdentity) -> dict[str, Any] | None:
         outcome = target.run("create", "-f", "-", stdin=json.dumps(body).encode())
     else:
         spec = lease.get("spec") or {}
-        if spec.get("holderIdentity") != me.holder and not expired(lease):
+        if spec.get("holderIdentity") != me.holder and not expired(lease) \
+                and not _holder_died(lease):
             return lease
         body = _held_by(me, lease, int(spec.get("leaseTransitions") or 0) + 1,
                         target.duration)
