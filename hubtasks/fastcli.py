@@ -38,7 +38,7 @@ def parse_plan_flags(args: Sequence[str]) -> dict[str, Any] | None:
         if name not in VALUE_FLAGS | LIST_FLAGS:
             return None
         if not eq:
-            if not rest or rest[0].startswith("-"):
+            if not rest or (rest[0].startswith("-") and rest[0] != "-"):
                 return None
             value = rest.pop(0)
         if name in LIST_FLAGS:
