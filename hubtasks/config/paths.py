@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Callable
 from pathlib import Path
+
+_normpath = functools.lru_cache(maxsize=4096)(posixpath.normpath)  # folders repeat a lot
 
 
 def repo_path(folder: str, value: str) -> str | None:
     """Join a config-relative path onto `folder`; None when it escapes the repo."""
     if value.startswith("/") or "\\" in value:
         return None
-    joined = posixpath.normpath(posixpath.join(folder, value))
+    if "/" not in value and value not in ("", ".", ".."):  # a plain file name: no normpath
+        base = _normpath(folder)
+        joined = value if base == "." else f"{base}/{value}"
+    else:
+        joined = posixpath.normpath(posixpath.join(folder, value))
     if joined == ".." or joined.startswith("../"):
         return None
     return joined
@@ -34,6 +41,7 @@ class FsCache:
     def __init__(self, root: Path) -> None:
         self.base = os.path.realpath(root)
         self._real: dict[str, str] = {}
+        self._inside: dict[str, bool] = {}
         self._listing: dict[str, dict[str, os.DirEntry[str]]] = {}
 
     def real_dir(self, rel: str) -> str:
@@ -54,9 +62,13 @@ class FsCache:
     def inside(self, rel: str, entry: os.DirEntry[str]) -> bool:
         """True when `rel` (possibly via symlinks) stays inside the repo."""
         parent, name = posixpath.split(rel)
-        real = os.path.join(self.real_dir(parent), name)
-        if entry.is_symlink():
-            real = os.path.realpath(real)
+        if not entry.is_symlink():  # inside exactly when its (resolved) folder is
+            if parent not in self._inside:
+                self._inside[parent] = self._within(self.real_dir(parent))
+            return self._inside[parent]
+        return self._within(os.path.realpath(os.path.join(self.real_dir(parent), name)))
+
+    def _within(self, real: str) -> bool:
         return real == self.base or real.startswith(self.base + os.sep)
 
 
