@@ -31,6 +31,8 @@ subprocess.run(["git", "-C", str(root), "diff", "--name-status", "-M", "-z",
 for path in sorted((root / "config/clusters").glob("*/cluster.yaml")):
     yaml.load(path.read_text(encoding="utf-8"), Loader=yaml.CSafeLoader)
 """
+# Both run as an installed hubtasks does: with .pyc files (some shells set this variable).
+RUN_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 PLAN = [sys.executable, "-c", "from hubtasks.cli import main; main()", "plan"]
 
 
@@ -46,7 +48,7 @@ def commit_all(root: Path, message: str) -> None:
 
 def timed(argv: list[str], cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(argv, cwd=cwd, check=True, stdout=subprocess.DEVNULL, env=RUN_ENV)
     return time.perf_counter() - start
 
 
