@@ -66,6 +66,6 @@ def compiled_check(schema: dict[str, Any], text: str, name: str) -> Callable[[An
         _write(path, *cached)
     entry, code = cached
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - code fastjsonschema generated from our own schema
+    exec(code, namespace)  # code fastjsonschema generated from our own schema
     check: Callable[[Any], Any] = namespace[entry]
     return check

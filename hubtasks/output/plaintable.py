@@ -16,10 +16,12 @@ BOOLS = ("True", "False")  # tabulate parses these as booleans
 
 
 def _plain(cell: str, width: int | None) -> bool:
-    """A cell tabulate prints as-is: no number, bool, break, escape, edge space or wrap."""
+    """A cell tabulate prints as-is: no number, bool, break, escape, edge space, wrap."""
     if not cell:
         return True
-    if cell in BOOLS or cell != cell.strip() or not cell.isprintable() or (width and len(cell) > width):
+    if cell in BOOLS or cell != cell.strip() or not cell.isprintable():
+        return False
+    if width and len(cell) > width:
         return False
     try:
         float(cell)
@@ -36,7 +38,7 @@ def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str],
         return None
     cells = [[str(c) for c in row] for row in rows]
     for row in cells:
-        if not all(isinstance(c, str) and _plain(c, w) for c, w in zip(row, limits)):
+        if not all(isinstance(c, str) and _plain(c, w) for c, w in zip(row, limits, strict=True)):
             return None
     if not all(_plain(h, None) and h for h in headers):
         return None
@@ -44,7 +46,7 @@ def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str],
               for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
-        return SEP.join(v.ljust(w) for v, w in zip(values, widths)).rstrip()
+        return SEP.join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
     return "\n".join([line(headers), SEP.join("-" * w for w in widths),
                       *(line(row) for row in cells)])

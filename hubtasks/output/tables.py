@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-
 from typing import Any
 
 from hubtasks.model import Job, JobResult, Plan, Stage, Status, plan_ordered
 from hubtasks.output.console import detail
 from hubtasks.output.plaintable import simple_table
+
 
 def tabulate(*args: Any, **kwargs: Any) -> str:
     """tabulate, imported on first use (plain plan tables don't need it: ~40 ms)."""
