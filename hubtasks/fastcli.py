@@ -18,8 +18,9 @@ from typing import Any
 VALUE_FLAGS = frozenset({"base", "head", "files_from", "format", "out", "repo"})
 LIST_FLAGS = frozenset({"files", "label"})
 BOOL_FLAGS = frozenset({"worktree", "everything", "strict"})
-CONFIG_DIRS = (Path("/etc"), Path("~").expanduser())
-CONFIG_NAMES = ("invoke.yaml", "invoke.yml", "invoke.json", "invoke.py")
+# invoke's system and user config files: /etc/invoke.yaml, ~/.invoke.yaml and so on
+CONFIG_PREFIXES = ("/etc/invoke.", "~/.invoke.")
+CONFIG_SUFFIXES = ("yaml", "yml", "json", "py")
 
 
 def parse_plan_flags(args: Sequence[str]) -> dict[str, Any] | None:
@@ -54,7 +55,8 @@ def invoke_config_may_apply(env: Mapping[str, str]) -> bool:
     """True when invoke could read defaults we would miss (config files, INVOKE_* vars)."""
     if any(key.startswith("INVOKE_") for key in env):
         return True
-    return any((folder / name).exists() for folder in CONFIG_DIRS for name in CONFIG_NAMES)
+    return any(Path(prefix + suffix).expanduser().exists()
+               for prefix in CONFIG_PREFIXES for suffix in CONFIG_SUFFIXES)
 
 
 def fast_plan(argv: Sequence[str]) -> int | None:

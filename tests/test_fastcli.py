@@ -53,3 +53,11 @@ def test_same_json_as_invoke(repo: GitRepo, tmp_path: Path) -> None:  # noqa: F8
         doc.pop("plan_id")
         docs.append(doc)
     assert docs[0] == docs[1]
+
+
+def test_a_user_invoke_file_goes_to_invoke(repo: GitRepo, tmp_path: Path) -> None:  # noqa: F811
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".invoke.yaml").write_text("hubtasks:\n  base: nosuchref\n")
+    proc = hubtasks(repo.root, "plan", env={"HOME": str(home)})
+    assert proc.returncode == 2 and "nosuchref" in proc.stderr  # invoke read the file
