@@ -8,10 +8,12 @@ is the same either way (tests/test_plaintable.py compares the two).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 HEADER_PADDING = 2  # tabulate's MIN_PADDING: a header is this much wider than its name
 SEP = "  "
+NUMBERISH = re.compile(r"[+-]?(?:\d|\.\d|inf|nan)", re.IGNORECASE)  # how floats start
 BOOLS = ("True", "False")  # tabulate parses these as booleans
 
 
@@ -23,6 +25,8 @@ def _plain(cell: str, width: int | None) -> bool:
         return False
     if width and len(cell) > width:
         return False
+    if not NUMBERISH.match(cell):  # float() would fail: skip the costly exception
+        return True
     try:
         float(cell)
     except ValueError:
