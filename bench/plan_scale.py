@@ -6,7 +6,12 @@ folder, then times, in one run: loading + validating the config, and the pure pl
 ratios between sizes (time ratio / size ratio: 1.0 means linear). Target: 20,000 hubs
 planned in under 2 s, time growing linearly in hubs + changed files.
 
-usage: python bench/plan_scale.py [--repeat N] [--keep DIR]
+Then, end to end through the CLI (bench/plan_cli.py): `hubtasks plan` as a subprocess
+against a floor subprocess ("start Python, parse every cluster.yaml with CLoader, run the
+git diff"), on a git copy of the 2i2c fixture with one changed file (target <= 3x) and on
+1000x20 synthetic hubs with 5,000 changed values files (target <= 2x).
+
+usage: python bench/plan_scale.py [--repeat N] [--skip-cli]
 """
 
 from __future__ import annotations
@@ -86,6 +91,7 @@ def best_of(repeat: int, func: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--skip-cli", action="store_true", help="skip the CLI ratios")
     args = parser.parse_args()
     rows: list[tuple[int, int, int, float, float, int]] = []
     with tempfile.TemporaryDirectory(prefix="hubtasks-bench-") as tmp:
@@ -100,6 +106,10 @@ def main() -> None:
                 jobs = len(build_plan(config, request).jobs)
                 rows.append((clusters, hubs, count, load, plan_time, jobs))
     report(rows)
+    if not args.skip_cli:
+        from plan_cli import cli_ratios
+
+        cli_ratios(args.repeat, write_repo)
 
 
 def report(rows: list[tuple[int, int, int, float, float, int]]) -> None:

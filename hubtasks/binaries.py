@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubtasks.cachedir import cache_dir as cache_dir
 from hubtasks.helm import HelmInfo, probe
 from hubtasks.model import HubtasksError
 
@@ -39,15 +40,6 @@ KUBECTL = Tool(name="kubectl", variable="HUBTASKS_KUBECTL", cached=("kubectl-v1.
 
 class ToolMissing(HubtasksError):
     """A tool hubtasks needs is not installed."""
-
-
-def cache_dir(env: Env) -> Path:
-    """The tool cache folder (not created)."""
-    if env.get("HUBTASKS_CACHE"):
-        return Path(env["HUBTASKS_CACHE"]).expanduser()
-    if env.get("XDG_CACHE_HOME"):
-        return Path(env["XDG_CACHE_HOME"]).expanduser() / "hubtasks"
-    return Path(env.get("HOME") or Path.home()).expanduser() / ".cache" / "hubtasks"
 
 
 def cached_path(tool: Tool, label: str, env: Env) -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -97,25 +96,9 @@ def plan(c: Context, base: str | None = None, head: str = "HEAD", worktree: bool
          helm: str | None = None, kubeconfig_dir: str | None = None,
          jobs: int | None = None, strict: bool = False) -> int:
     """Decide which releases need `helm upgrade`, and why."""
-    from hubtasks.deploying.converge import check_against, plan_deployed
-    from hubtasks.options import plan_options
-    from hubtasks.output.reports import PLAN_FORMATS, check_format, show_plan
-    from hubtasks.planning.planfile import save_plan
-    from hubtasks.planning.repo import invalid_problems, plan_repo
+    from hubtasks.plancmd import plan_command
 
-    check_format(format, PLAN_FORMATS)
-    check_against(against)
-    if against:
-        config, the_plan, _ = plan_deployed(run_options(c, locals()))
-    else:
-        config, the_plan = plan_repo(repo_root(c, locals()), plan_options(c, locals()))
-    if out:
-        save_plan(the_plan, Path(out))
-    show_plan(the_plan, format, os.environ)
-    problems = invalid_problems(config) if strict else []
-    for problem in problems:
-        print(f"hubtasks: invalid: {problem}", file=sys.stderr)
-    return 2 if problems else 0
+    return plan_command(c, locals())
 
 
 @task(help={"repo": "config repo to check (default: current directory)"})

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import posixpath
 from collections.abc import Callable
 from pathlib import Path
+
+OK, ESCAPES, MISSING = "ok", "escapes", "missing"  # what FsCache.check finds
+_normpath = functools.lru_cache(maxsize=4096)(posixpath.normpath)  # folders repeat a lot
 
 
 def repo_path(folder: str, value: str) -> str | None:
     """Join a config-relative path onto `folder`; None when it escapes the repo."""
     if value.startswith("/") or "\\" in value:
         return None
-    joined = posixpath.normpath(posixpath.join(folder, value))
+    if "/" not in value and value not in ("", ".", ".."):  # a plain file name: no normpath
+        base = _normpath(folder)
+        joined = value if base == "." else f"{base}/{value}"
+    else:
+        joined = posixpath.normpath(posixpath.join(folder, value))
     if joined == ".." or joined.startswith("../"):
         return None
     return joined
@@ -34,7 +42,28 @@ class FsCache:
     def __init__(self, root: Path) -> None:
         self.base = os.path.realpath(root)
         self._real: dict[str, str] = {}
+        self._inside: dict[str, bool] = {}
         self._listing: dict[str, dict[str, os.DirEntry[str]]] = {}
+        self._checked: dict[tuple[str, str, Callable[[str, str], str | None]],
+                            tuple[str | None, str]] = {}
+
+    def check(self, folder: str, value: str,
+              join: Callable[[str, str], str | None]) -> tuple[str | None, str]:
+        """(path, OK / ESCAPES / MISSING) of a config path, worked out once per load:
+        hubs of a cluster share files such as common.values.yaml."""
+        key = (folder, value, join)
+        found = self._checked.get(key)
+        if found is None:
+            found = self._checked[key] = self._check(join(folder, value))
+        return found
+
+    def _check(self, path: str | None) -> tuple[str | None, str]:
+        entry = self.entry(path) if path is not None else None
+        if path is None or (entry is not None and not self.inside(path, entry)):
+            return path, ESCAPES
+        if entry is None or not entry.is_file():
+            return path, MISSING
+        return path, OK
 
     def real_dir(self, rel: str) -> str:
         if rel not in self._real:
@@ -54,9 +83,13 @@ class FsCache:
     def inside(self, rel: str, entry: os.DirEntry[str]) -> bool:
         """True when `rel` (possibly via symlinks) stays inside the repo."""
         parent, name = posixpath.split(rel)
-        real = os.path.join(self.real_dir(parent), name)
-        if entry.is_symlink():
-            real = os.path.realpath(real)
+        if not entry.is_symlink():  # inside exactly when its (resolved) folder is
+            if parent not in self._inside:
+                self._inside[parent] = self._within(self.real_dir(parent))
+            return self._inside[parent]
+        return self._within(os.path.realpath(os.path.join(self.real_dir(parent), name)))
+
+    def _within(self, real: str) -> bool:
         return real == self.base or real.startswith(self.base + os.sep)
 
 
@@ -71,16 +104,22 @@ class FileChecker:
 
     def file(self, folder: str, value: str, key: str, *,
              join: Callable[[str, str], str | None] = repo_path) -> str | None:
-        path = join(folder, value)
-        entry = self.fs.entry(path) if path is not None else None
-        if path is None or (entry is not None and not self.fs.inside(path, entry)):
-            self.problems.append(f"{self.rel}: {key}: {value!r} escapes the repository")
-            return None
-        if entry is None or not entry.is_file():
-            self.problems.append(f"{self.rel}: {key}: file {path} does not exist")
-            return path if self.keep_missing else None
-        return path
+        path, state = self.fs.check(folder, value, join)
+        return path if state == OK else self._problem(path, state, value, key)
 
     def files(self, folder: str, values: list[str], key: str) -> tuple[str, ...]:
-        found = (self.file(folder, v, f"{key}[{i}]") for i, v in enumerate(values))
-        return tuple(p for p in found if p is not None)
+        out = []
+        for index, value in enumerate(values):
+            path, state = self.fs.check(folder, value, repo_path)
+            if state != OK:
+                path = self._problem(path, state, value, f"{key}[{index}]")
+            if path is not None:
+                out.append(path)
+        return tuple(out)
+
+    def _problem(self, path: str | None, state: str, value: str, key: str) -> str | None:
+        if state == ESCAPES:
+            self.problems.append(f"{self.rel}: {key}: {value!r} escapes the repository")
+            return None
+        self.problems.append(f"{self.rel}: {key}: file {path} does not exist")
+        return path if self.keep_missing else None

@@ -1,28 +1,20 @@
 """Chart preparation: every chart a run needs, with its dependencies built, before any deploy.
 
 Plain charts are built in place, dependencies first, each folder once. A hub with a
-`chart_override` gets a private copy of its chart folder with the override as `Chart.yaml`
-(2i2c's semantics), built after the shared charts.
+`chart_override` gets private copies (deploying/overrides.py): its chart folder with the
+override as `Chart.yaml`, or, when the override replaces a dependency such as basehub, the
+top chart pointed at an overridden copy of it; built after the shared charts.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
-from hubtasks.config.charts import (
-    BUILD_ARTIFACTS,
-    CHART_FILE,
-    Chart,
-    build_order,
-    chart_from_doc,
-    with_absolute_file_deps,
-)
-from hubtasks.config.model import RepoConfig
-from hubtasks.files import FileLock, write_atomic
+from hubtasks.config.charts import build_order
+from hubtasks.config.model import Hub, RepoConfig
+from hubtasks.deploying.overrides import override_copies
+from hubtasks.files import FileLock
 from hubtasks.helm import HelmInfo, dependency_build_argv, run_helm
 from hubtasks.model import HubtasksError, Job, JobKey
 
@@ -38,20 +30,6 @@ def _needs_build(config: RepoConfig, folders: Iterable[str]) -> list[tuple[Path,
         if chart is not None and chart.has_deps:
             out.append((config.root / folder, chart.all_local))
     return out
-
-
-def _override_copy(config: RepoConfig, key: JobKey, chart: str, override: str,
-                   work_dir: Path) -> tuple[Path, Chart]:
-    """A copy of the chart folder whose Chart.yaml is the override (deps still resolve)."""
-    source = config.root / config.settings.chart_folder(chart)
-    target = config.root / work_dir / "charts" / f"{key.cluster}--{key.release}" / chart
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(*BUILD_ARTIFACTS))
-    doc = yaml.safe_load((config.root / override).read_text(encoding="utf-8"))
-    record = chart_from_doc(doc, config.settings.chart_folder(chart))
-    write_atomic(target / CHART_FILE, yaml.safe_dump(with_absolute_file_deps(doc, source)),
-                 mode=0o644)
-    return target, record
 
 
 def build_dependencies(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
@@ -78,11 +56,11 @@ def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
     """The chart folder of each job, every one built and ready for parallel deploys."""
     jobs = list(jobs)
     plain: list[str] = []
-    overrides: dict[JobKey, tuple[str, str]] = {}
+    overrides: dict[JobKey, Hub] = {}
     for job in jobs:
         hub = config.cluster(job.cluster).hub(job.hub) if job.hub else None
         if hub is not None and hub.chart_override:
-            overrides[job.key] = (hub.chart, hub.chart_override)
+            overrides[job.key] = hub
             plain += config.chart_closure(hub.chart, hub.override_deps,
                                           hub.override_chart)[1:]
         else:
@@ -94,8 +72,9 @@ def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
                   what="the chart build lock"):
         build_dependencies(helm, _needs_build(config, build_order(config.charts, plain)),
                            env=env)
-        for key, (chart, override) in sorted(overrides.items()):
-            charts[key], record = _override_copy(config, key, chart, override, work_dir)
-            if record.has_deps:
-                build_dependencies(helm, [(charts[key], record.all_local)], env=env)
+        for key, hub in sorted(overrides.items()):
+            copies = override_copies(config, key, hub, work_dir)
+            build_dependencies(helm, [(path, record.all_local) for path, record in copies
+                                      if record.has_deps], env=env)
+            charts[key] = copies[-1][0]
     return charts

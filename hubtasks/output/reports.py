@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hubtasks.model import HubtasksError, Job, JobResult, Plan
 from hubtasks.options import RunOptions
@@ -20,7 +21,9 @@ from hubtasks.output.github import (
     step_summary,
 )
 from hubtasks.output.tables import exit_code, plan_tables, render_summary
-from hubtasks.runrecords import DigestOf
+
+if TYPE_CHECKING:
+    from hubtasks.runrecords import DigestOf
 
 PLAN_FORMATS = ("table", "json", "github")
 

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-
-from tabulate import tabulate
+from typing import Any
 
 from hubtasks.model import Job, JobResult, Plan, Stage, Status, plan_ordered
 from hubtasks.output.console import detail
+from hubtasks.output.plaintable import simple_table
+
+
+def tabulate(*args: Any, **kwargs: Any) -> str:
+    """tabulate, imported on first use (plain plan tables don't need it: ~40 ms)."""
+    from tabulate import tabulate as render
+
+    return render(*args, **kwargs)
+
 
 STAGE_TITLES = {Stage.SUPPORT: "Support", Stage.STAGING: "Staging hubs", Stage.PROD: "Prod hubs"}
 
@@ -31,8 +39,9 @@ def plan_tables(plan: Plan, *, fmt: str = "simple", width: int = 80) -> str:
             parts.append("_none_" if markdown else "  none")
             continue
         widths = None if markdown else [None, None, None, width]
-        parts.append(tabulate(_rows(jobs, sep), headers=["cluster", "hub", "chart", "reasons"],
-                              tablefmt=fmt, maxcolwidths=widths))
+        rows, headers = _rows(jobs, sep), ["cluster", "hub", "chart", "reasons"]
+        plain = simple_table(rows, headers, widths) if fmt == "simple" else None
+        parts.append(plain or tabulate(rows, headers=headers, tablefmt=fmt, maxcolwidths=widths))
     parts.extend(_extras(plan, markdown))
     return "\n\n".join(parts) + "\n"
 

@@ -15,6 +15,7 @@ from hubtasks.planning.changes import ChangedFile, ChangeSet, parse_name_status
 GIT_TIMEOUT = 300.0
 # A ref that names a commit relative to another (HEAD~1, main^2, @{u}): nothing to fetch by name.
 RELATIVE_REF_RE = re.compile(r"[~^@]|^[0-9a-f]{7,40}$")
+SHA_RE = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # a full SHA-1 or SHA-256 object name
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +81,15 @@ class Git:
                     f"with fetch-depth: 0) or `git fetch --unshallow`, and fetch {ref}")
         raise HubtasksError(f"{role} {ref!r} is not a known commit in {self.repo}: {hint}")
 
+    def resolve_both(self, base: str, head: str) -> tuple[str, str]:
+        """Both SHAs with one git call; on any doubt `resolve` each (for its message)."""
+        done = self.run("rev-parse", "--quiet", f"{base}^{{commit}}", f"{head}^{{commit}}",
+                        check=False)
+        shas = done.stdout.split()
+        if done.returncode == 0 and len(shas) == 2 and all(map(SHA_RE.fullmatch, shas)):
+            return shas[0], shas[1]
+        return self.resolve(base, "base"), self.resolve(head, "head")
+
     def merge_base(self, base: str, head: str, base_ref: str) -> str:
         done = self.run("merge-base", base, head, check=False)
         if done.returncode == 0:
@@ -100,8 +110,7 @@ def changed_files(repo: Path, *, base: str, head: str = "HEAD",
                   worktree: bool = False) -> ChangeSet:
     """Files changed from the merge-base of `base` and `head` to `head` (or the work tree)."""
     git = Git(repo)
-    base_sha = git.resolve(base, "base")
-    head_sha = git.resolve(head, "head")
+    base_sha, head_sha = git.resolve_both(base, head)
     merge_base = git.merge_base(base_sha, head_sha, base)
     args = ["diff", "--name-status", "-z", "-M", merge_base]
     if not worktree:

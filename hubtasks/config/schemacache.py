@@ -1,0 +1,71 @@
+"""Compiled schema validators, cached on disk.
+
+fastjsonschema turns a schema into Python source (~20 ms for cluster.schema.json) that
+Python then compiles (~35 ms): more than the rest of a small `plan`. The compiled code
+object is kept in the hubtasks cache folder under a key of the schema text, the
+fastjsonschema version and the Python bytecode tag, so any change makes a new entry.
+An unreadable or unwritable cache only costs the compile time, never an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from hubtasks.cachedir import cache_dir
+
+ENTRY = re.compile(r"^def (\w+)\(", re.MULTILINE)  # the first function validates the root
+
+
+def cache_path(name: str, text: str) -> Path:
+    """Where the compiled validator of schema `name` with content `text` is cached."""
+    key = f"{text}\0{fastjsonschema.VERSION}\0{sys.implementation.cache_tag}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    return cache_dir(os.environ) / "schemas" / f"{Path(name).stem}-{digest}.marshal"
+
+
+def _generate(schema: dict[str, Any], name: str) -> tuple[str, Any]:
+    source = fastjsonschema.compile_to_code(schema)
+    match = ENTRY.search(source)
+    if match is None:  # pragma: no cover - fastjsonschema always emits a function
+        raise RuntimeError(f"{name}: fastjsonschema generated no function")
+    return match.group(1), compile(source, f"<schema {name}>", "exec")
+
+
+def _read(path: Path) -> tuple[str, Any] | None:
+    try:
+        entry, code = marshal.loads(path.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return (entry, code) if isinstance(entry, str) else None
+
+
+def _write(path: Path, entry: str, code: Any) -> None:
+    from hubtasks.files import write_atomic
+
+    try:
+        write_atomic(path, marshal.dumps((entry, code)), mode=0o644)
+    except OSError:
+        pass  # a read-only home: compile every run
+
+
+def compiled_check(schema: dict[str, Any], text: str, name: str) -> Callable[[Any], Any]:
+    """The fastjsonschema validator of `schema` (source `text`), from the cache when there."""
+    path = cache_path(name, text)
+    cached = _read(path)
+    if cached is None:
+        cached = _generate(schema, name)
+        _write(path, *cached)
+    entry, code = cached
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # code fastjsonschema generated from our own schema
+    check: Callable[[Any], Any] = namespace[entry]
+    return check

@@ -1,0 +1,51 @@
+"""Compiled schema validators are cached on disk, and a bad cache only costs time."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import fastjsonschema
+import pytest
+
+from hubtasks.config.schemacache import cache_path, compiled_check
+
+SCHEMA = {"$id": "https://example.org/t.json", "type": "object",
+          "properties": {"name": {"type": "string", "pattern": "^[a-z]+$"}},
+          "required": ["name"]}
+TEXT = json.dumps(SCHEMA)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("HUBTASKS_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _works(check: object) -> None:
+    assert callable(check)
+    check({"name": "abc"})
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        check({"name": "ABC"})
+
+
+def test_compiles_once_then_reads_the_cache(cache: Path) -> None:
+    _works(compiled_check(SCHEMA, TEXT, "t.schema.json"))
+    path = cache_path("t.schema.json", TEXT)
+    assert path.is_relative_to(cache / "schemas") and path.is_file()
+    stamp = path.stat().st_mtime_ns
+    _works(compiled_check(SCHEMA, TEXT, "t.schema.json"))
+    assert path.stat().st_mtime_ns == stamp  # read, not rewritten
+    assert cache_path("t.schema.json", TEXT + " ") != path  # another schema, another entry
+
+
+def test_a_corrupt_cache_is_recompiled(cache: Path) -> None:
+    path = cache_path("t.schema.json", TEXT)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not marshal data")
+    _works(compiled_check(SCHEMA, TEXT, "t.schema.json"))
+
+
+def test_an_unwritable_cache_still_validates(cache: Path) -> None:
+    cache.write_text("a file where the folder should be")
+    _works(compiled_check(SCHEMA, TEXT, "t.schema.json"))
