@@ -26,6 +26,7 @@ from typing import Any
 import _jsonnet
 import pytest
 import yaml
+from twoi2c import standin_copy
 
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
@@ -33,7 +34,6 @@ from hubtasks.deploying.documents import release_documents
 from hubtasks.deploying.showvalues import helm_merge, show_values
 from hubtasks.dev import envtest
 from hubtasks.model import Job, Stage
-from tests.twoi2c import standin_copy
 
 pytestmark = pytest.mark.fixture
 
@@ -238,7 +238,7 @@ def test_domain_override_file_replaces_the_domain(repo: tuple[Path, dict[str, st
     key = Path(env["SOPS_AGE_KEY_FILE"])
     recipient = next(line.split(": ")[1] for line in key.read_text().splitlines()
                      if "public key" in line)
-    from tests.twoi2c import _encrypt
+    from twoi2c import _encrypt
     _encrypt(override, recipient, sops)
     spec = yaml.safe_load(spec_text)
     entry = next(h for h in spec["hubs"] if h["name"] == hub)
