@@ -190,3 +190,16 @@ def test_steps_are_release_inputs(tmp_path: Path) -> None:
     settings.write_text(old + f"\nbefore:\n  {job.chart}:\n    - name: x\n"
                         "      command: [\"false\"]\n")
     assert release_digest(load_config(repo), job) not in (before, with_step)
+
+
+def test_readme_2i2c_before_steps_are_valid() -> None:
+    import re
+
+    import yaml
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Before-steps (`before:`)"):]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    parsed = [settings_from_doc(yaml.safe_load(block), "README.md") for block in blocks[:2]]
+    assert [step.name for step in parsed[0].before["daskhub"]] == ["dask-gateway CRDs"]
+    assert {chart: [s.once for s in steps] for chart, steps in parsed[1].before.items()} == {
+        "support": ["cluster"], "daskhub": ["cluster"]}
