@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
 from hubtasks.config.before import before_from_doc
+from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
 from hubtasks.config.health import health_check_from_doc
 from hubtasks.config.model import (
     CLUSTER_FILE,

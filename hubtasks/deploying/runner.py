@@ -18,8 +18,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from hubtasks.binaries import find_kubectl
-from hubtasks.deploying.before import BeforeSteps, StepContext
 from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.before import BeforeSteps, StepContext
 from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.guard import guarded
 from hubtasks.deploying.health import check_for, check_hub, target_of
