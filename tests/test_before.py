@@ -203,3 +203,32 @@ def test_readme_2i2c_before_steps_are_valid() -> None:
     assert [step.name for step in parsed[0].before["daskhub"]] == ["dask-gateway CRDs"]
     assert {chart: [s.once for s in steps] for chart, steps in parsed[1].before.items()} == {
         "support": ["cluster"], "daskhub": ["cluster"]}
+
+
+def test_dry_run_runs_no_steps(tmp_path: Path) -> None:
+    from hubtasks.deploying.credentials import Credentials
+    from hubtasks.deploying.runner import HelmRunner
+    from hubtasks.dev.demo import copy_example
+    from hubtasks.helm import probe
+    from hubtasks.model import Status
+    from hubtasks.options import DeployOptions
+    from hubtasks.planning.planner import PlanRequest, build_plan
+    repo = copy_example(Path(__file__).resolve().parents[1], tmp_path / "repo")
+    marker = tmp_path / "step-ran"
+    with (repo / "hubtasks.yaml").open("a") as settings:
+        settings.write(f"\nbefore:\n  support:\n    - name: x\n      command: [touch, {marker}]\n")
+    config = load_config(repo)
+    job = next(j for j in build_plan(config, PlanRequest(everything=True)).jobs
+               if j.hub is None and j.cluster == "edu-cloud")
+    fake = tmp_path / "helm"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = version ] && echo v3.17.3+gfake\nexit 0\n")
+    fake.chmod(0o755)
+    options = DeployOptions(dry_run=True, log_dir=tmp_path / "logs", env=ENV,
+                            work_dir=tmp_path / "work")
+    runner = HelmRunner(config, head="abc", helm=probe(fake, env=ENV), options=options,
+                        charts={job.key: repo / "helm-charts/support"},
+                        credentials=Credentials(config, kubeconfig_dir=None, sops=None,
+                                                env=ENV), sops=None)
+    result = runner(job, threading.Event())
+    assert result.status is Status.SUCCEEDED, result.error
+    assert not marker.exists()
