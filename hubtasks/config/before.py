@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hubtasks.config.health import _command
+from hubtasks.config.health import argv_command
 from hubtasks.duration import positive_duration
 from hubtasks.model import HubtasksError
 
@@ -81,7 +81,7 @@ def _name(value: Any) -> str:
 
 
 def _steps_command(value: Any) -> tuple[str, ...]:
-    command = _command(value, "")
+    command = argv_command(value)
     if command is None:
         raise HubtasksError("must be a non-empty list of strings")
     return command
