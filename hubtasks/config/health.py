@@ -84,7 +84,8 @@ def _globs(value: Any, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _command(value: Any, where: str) -> tuple[str, ...] | None:
+def argv_command(value: Any, where: str = "") -> tuple[str, ...] | None:
+    """An argv list setting (no shell), or None for null; shared by health checks and steps."""
     if value is None:
         return None
     if isinstance(value, str):
@@ -106,6 +107,6 @@ _PARSERS: dict[str, Any] = {
     "interval": lambda v, where: parse_duration(v, what="duration"),
     "timeout": lambda v, where: positive_duration(v, what="duration"),
     "skip": _globs,
-    "command": _command,
+    "command": argv_command,
     "insecure": _flag,
 }

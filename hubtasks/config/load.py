@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from hubtasks.config.before import before_from_doc
 from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
 from hubtasks.config.health import health_check_from_doc
 from hubtasks.config.model import (
@@ -53,6 +54,7 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
         if isinstance(doc.get(key), str) and repo_path(".", doc[key]) is None:
             problems.append(f"{rel}: {key}: {doc[key]!r} escapes the repository")
     health = health_check_from_doc(doc.get("health_check"), rel, problems)
+    before = before_from_doc(doc.get("before"), rel, problems)
     if problems:
         raise ConfigError(problems)
     problems += chart_values_problems(doc.get("chart_values") or {}, rel)
@@ -60,6 +62,7 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
         raise ConfigError(problems)
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
     values["health_check"] = health
+    values["before"] = before
     values["chart_values"] = {k: tuple(v) for k, v in (doc.get("chart_values") or {}).items()}
     for key in ("clusters_dir", "charts_dir"):
         if key in values:

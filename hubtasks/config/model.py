@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hubtasks.config.before import BeforeStep
 from hubtasks.config.charts import Chart, chart_closure
 from hubtasks.config.health import HealthCheck
 from hubtasks.model import HubtasksError
@@ -43,6 +44,8 @@ class Settings:
     jsonnet_ext_var_prefix: str = "HUBTASKS_"
     # chart name -> its own values documents, relative to the chart folder (None: default).
     chart_values: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # chart name -> commands run before its releases (config/before.py).
+    before: Mapping[str, tuple[BeforeStep, ...]] = field(default_factory=dict)
 
     def cluster_file(self, cluster: str) -> str:
         return f"{self.clusters_dir}/{cluster}/{CLUSTER_FILE}"

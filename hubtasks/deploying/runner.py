@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hubtasks.binaries import find_kubectl
 from hubtasks.config.model import RepoConfig
+from hubtasks.deploying.before import BeforeSteps, StepContext
 from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.guard import guarded
 from hubtasks.deploying.health import check_for, check_hub, target_of
@@ -93,6 +94,7 @@ class HelmRunner:
         self.kubectl = find_kubectl(options.env) if options.lock and not options.dry_run \
             else None
         self.identity = run_identity(options.env)
+        self.before = BeforeSteps(config.settings.before)
         self.helm_options = HelmOptions(timeout=options.timeout, wait=True,
                                         atomic=options.atomic, history_max=options.history_max)
 
@@ -139,6 +141,14 @@ class HelmRunner:
         with release_values(self.config, job, sops=self.sops,
                             env=self.options.env) as (values, redactor):
             spec = self.spec(job, values)
+            if not self.options.dry_run:  # before-steps (config/before.py), never on dry runs
+                ctx = StepContext(kubeconfig=spec.kubeconfig, kube_context=spec.kube_context,
+                                  root=self.config.root, env=self.options.env)
+                steps = self.before.run(job, ctx, cancel=cancel, log=log, redactor=redactor)
+                if not steps.ok:
+                    return _Outcome(status=Status.CANCELLED if steps.cancelled else
+                                    Status.FAILED, error=steps.error,
+                                    reason=INTERRUPTED if steps.cancelled else "")
             argv = self.argv(job, spec)
             with self._guard(job, spec, cancel, log) as repaired:
                 if repaired:

@@ -62,6 +62,9 @@ def release_digest(config: RepoConfig, job: Job) -> str:
         replaced = hub.override_chart
     # The jsonnet context's inputs: the prefix (the rest is in the entries and files).
     entry = [entry, config.settings.jsonnet_ext_var_prefix]
+    steps = config.settings.before.get(job.chart)
+    if steps:  # before-steps are release inputs (absent: digests stay as they were)
+        entry = [entry, [step.view() for step in steps]]
     digest.update(json.dumps(entry, sort_keys=True, default=str).encode())
     for rel in files:
         _file_digest(config.root, rel, digest)
