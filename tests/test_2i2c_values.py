@@ -1,18 +1,7 @@
 """Every release of 2i2c's repo gets the values documents 2i2c's deployer passes, in its order.
 
-The expectation is built here from 2i2c's deployer code (2i2c-org/infrastructure, src/deployer),
-reading cluster.yaml directly, not through hubtasks' config records:
-- `Hub.deploy` (infra_components/hub.py): `--values` = the rendered `<chart_dir>/values.jsonnet`,
-  then each of the hub's `helm_chart_values_files` (decrypted; `.jsonnet` ones rendered); before
-  that, a `domain_override_file`'s `domain` replaces `spec["domain"]`.
-- `Cluster.deploy_support` (infra_components/cluster.py): support/enc-support.secret.values.yaml,
-  support/enc-cryptnono.secret.values.yaml, support/values.jsonnet, then the cluster's support
-  `helm_chart_values_files`.
-- `Cluster.render_jsonnet` + utils/jsonnet.py `render_jsonnet`: ext vars VARS_2I2C_CLUSTER_NAME
-  (aws: aws.clusterName, else name), VARS_2I2C_PROVIDER, VARS_2I2C_ACCOUNT_ID (aws.account,
-  gcp.project, else None formatted by an f-string: "None"), VARS_2I2C_REGION when set,
-  VARS_2I2C_HUB_NAME and VARS_2I2C_HUB_DOMAIN for hubs; `--jpath` the file's folder; the file's
-  absolute path unresolved (a symlink keeps its own path as std.thisFile).
+The expectation (`twoi2c.expected`) is built from 2i2c's deployer code, reading cluster.yaml
+directly, not through hubtasks' config records; twoi2c.py says which code it follows.
 """
 
 from __future__ import annotations
@@ -23,96 +12,26 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import _jsonnet
 import pytest
 import yaml
-from twoi2c import standin_copy
+from twoi2c import age_keypair, expected, standin_copy
 
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.documents import release_documents
 from hubtasks.deploying.showvalues import helm_merge, show_values
-from hubtasks.dev import envtest
 from hubtasks.model import Job, Stage
 
 pytestmark = pytest.mark.fixture
-
-SUPPORT_CHART_DOCS = ["enc-support.secret.values.yaml", "enc-cryptnono.secret.values.yaml",
-                      "values.jsonnet"]
 
 
 @pytest.fixture(scope="module")
 def repo(fixture_2i2c: Path, sops: Path, tmp_path_factory: pytest.TempPathFactory,
          ) -> tuple[Path, dict[str, str]]:
-    keygen = envtest.ensure_age()
     folder = tmp_path_factory.mktemp("i2c")
-    key = folder / "key.txt"
-    import subprocess
-    subprocess.run([str(keygen), "-o", str(key)], check=True, capture_output=True)
-    public = subprocess.run([str(keygen), "-y", str(key)], check=True, capture_output=True,
-                            text=True).stdout.strip()
+    key, public = age_keypair(folder)
     root = standin_copy(fixture_2i2c, folder / "infrastructure", sops=sops, recipient=public)
     return root, {**os.environ, "SOPS_AGE_KEY_FILE": str(key)}
-
-
-# ---------------------------------------------------------------- the deployer's rules
-
-
-def deployer_vars(spec: dict[str, Any], hub: dict[str, Any] | None) -> dict[str, str]:
-    provider = spec["provider"]
-    out = {"VARS_2I2C_CLUSTER_NAME": spec["aws"]["clusterName"] if provider == "aws"
-           else spec["name"], "VARS_2I2C_PROVIDER": provider}
-    account, region = None, None
-    if provider == "aws":
-        account, region = spec["aws"]["account"], spec["aws"]["region"]
-    elif provider == "gcp":
-        account, region = spec["gcp"]["project"], spec["gcp"].get("zone")
-    out["VARS_2I2C_ACCOUNT_ID"] = f"{account}"
-    if region:
-        out["VARS_2I2C_REGION"] = region
-    if hub is not None:
-        out["VARS_2I2C_HUB_NAME"] = hub["name"]
-        out["VARS_2I2C_HUB_DOMAIN"] = hub["domain"]
-    return out
-
-
-def render_like_deployer(root: Path, rel: str, ext_vars: dict[str, str], scratch: Path) -> Any:
-    """`jsonnet --jpath <folder> <abs path>`; a text "symlink" made a real one, as git would."""
-    path = root / rel
-    text = path.read_text()
-    if len(text.strip().splitlines()) == 1 and (path.parent / text.strip()).is_file():
-        link = scratch / rel
-        if not link.is_symlink():
-            link.parent.mkdir(parents=True, exist_ok=True)
-            link.symlink_to((path.parent / text.strip()).resolve())
-        path = link
-    return yaml.safe_load(_jsonnet.evaluate_file(str(path), jpathdir=[str(path.parent)],
-                                                 ext_vars=ext_vars))
-
-
-def expected(root: Path, cluster: str, hub: str | None, scratch: Path,
-             ) -> list[tuple[str, Any]]:
-    """(source, parsed document) of each `--values`, in the deployer's order."""
-    spec = yaml.safe_load((root / "config/clusters" / cluster / "cluster.yaml").read_text())
-    folder = f"config/clusters/{cluster}"
-    if hub is None:
-        entry = None
-        rels = [f"helm-charts/support/{f}" for f in SUPPORT_CHART_DOCS]
-        rels += [f"{folder}/{f}" for f in spec["support"]["helm_chart_values_files"]]
-    else:
-        entry = next(h for h in spec["hubs"] if h["name"] == hub)
-        rels = [f"helm-charts/{entry['helm_chart']}/values.jsonnet"]
-        rels += [f"{folder}/{f}" for f in entry["helm_chart_values_files"]]
-    out = []
-    for rel in rels:
-        if "secret" in os.path.basename(rel):
-            out.append((rel, {"standin": rel}))
-        elif rel.endswith(".jsonnet"):
-            out.append((rel, render_like_deployer(root, rel, deployer_vars(spec, entry),
-                                                  scratch)))
-        else:
-            out.append((rel, yaml.safe_load((root / rel).read_text())))
-    return out
 
 
 # ---------------------------------------------------------------- hubtasks
