@@ -15,6 +15,7 @@ import re
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,41 +42,100 @@ def documented_command() -> list[str]:
     return shlex.split(line.removeprefix("$ "))
 
 
+@dataclass(frozen=True)
+class Repo:
+    """The stand-in copy of 2i2c's repo, committed, with the README's kubeconfig stubs."""
+
+    root: Path
+    key: Path
+
+    @property
+    def stubs(self) -> Path:
+        return self.root.parent / "stubs"
+
+
+@dataclass(frozen=True)
+class Run:
+    proc: subprocess.CompletedProcess[str]
+    calls: list[dict[str, Any]]
+    results: Path
+
+    def errors(self, stage: str) -> dict[str, str]:
+        """cluster -> error of each failed job of `stage` (the results file keeps it whole)."""
+        records = json.loads(self.results.read_text())["records"]
+        return {r["cluster"]: r["error"] for r in records
+                if r["stage"] == stage and r["status"] == "failed"}
+
+    @property
+    def upgrades(self) -> list[dict[str, Any]]:
+        return [call for call in self.calls if call["argv"][0] == "upgrade"]
+
+
 @pytest.fixture(scope="module")
-def recorded(fixture_2i2c: Path, sops: Path, tmp_path_factory: pytest.TempPathFactory,
-             ) -> tuple[Path, list[dict[str, Any]], subprocess.CompletedProcess[str]]:
+def repo(fixture_2i2c: Path, sops: Path, tmp_path_factory: pytest.TempPathFactory) -> Repo:
     folder = tmp_path_factory.mktemp("i2c-recorded")
     key, public = age_keypair(folder)
     root = standin_copy(fixture_2i2c, folder / "infrastructure", sops=sops, recipient=public)
     for args in (("init", "-q", "-b", "main"), ("add", "-A"), ("commit", "-q", "-m", "2i2c")):
         subprocess.run(["git", *args], cwd=root, env=GIT_ENV, check=True, capture_output=True)
-    stubs = folder / "stubs"  # as the README's loop: an empty kubeconfig per cluster folder
-    stubs.mkdir()
+    made = Repo(root=root, key=key)
+    made.stubs.mkdir()  # as the README's loop: an empty kubeconfig per cluster folder
     for cluster in (root / "config/clusters").iterdir():
-        (stubs / f"{cluster.name}.yaml").write_text("")
-    log = folder / "helm-calls.jsonl"
-    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(key), "RECORDING_HELM_LOG": str(log),
+        (made.stubs / f"{cluster.name}.yaml").write_text("")
+    return made
+
+
+def run_documented(repo: Repo, name: str, *, drop: str = "") -> Run:
+    """The README's command (less the option `drop` and its value) in `repo`, recorded."""
+    log = repo.root.parent / f"helm-calls-{name}.jsonl"
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(repo.key), "RECORDING_HELM_LOG": str(log),
            "RECORDING_HELM_VERSION": "4.1.4"}  # 2i2c's deployer requires helm 4
     argv = documented_command()
-    for name, value in (("HUBTASKS_CHECKOUT", HERE.parent), ("stubs", stubs)):
-        argv = [arg.replace(f"${name}", str(value)) for arg in argv]
+    for var, value in (("HUBTASKS_CHECKOUT", HERE.parent), ("stubs", repo.stubs)):
+        argv = [arg.replace(f"${var}", str(value)) for arg in argv]
     assert not [arg for arg in argv if "$" in arg], argv
+    if drop:
+        at = argv.index(drop)
+        takes_value = at + 1 < len(argv) and not argv[at + 1].startswith("--")
+        del argv[at:at + 1 + takes_value]
     argv[0] = str(Path(sys.executable).parent / "hubtasks")  # the real console script
-    proc = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=1200)
+    results = repo.root.parent / f"results-{name}.json"
+    proc = subprocess.run([*argv, "--results", str(results)], cwd=repo.root, env=env,
+                          capture_output=True, text=True, timeout=1200)
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-    return root, calls, proc
+    return Run(proc=proc, calls=calls, results=results)
 
 
-def test_the_documented_command_is_the_minimal_one() -> None:
+@pytest.fixture(scope="module")
+def recorded(repo: Repo) -> Run:
+    return run_documented(repo, "documented")
+
+
+def test_the_documented_command_has_the_cluster_less_options() -> None:
     argv = documented_command()
     assert argv[:3] == ["hubtasks", "deploy-all", "--everything"]
     assert {"--no-lock", "--no-health-check", "--kubeconfig-dir", "--helm"} <= set(argv)
 
 
-def test_every_release_reaches_helm_once(recorded: tuple[Path, list[dict[str, Any]], Any],
-                                         ) -> None:
-    _root, calls, proc = recorded
+@pytest.mark.parametrize(("drop", "error"), [
+    ("--kubeconfig-dir", r"cluster '[\w-]+' \((gcp|aws|azure)\): no kubeconfig at .*; write it"),
+    ("--no-lock", r"cluster [\w-]+: cannot read Lease default/hubtasks-support: "),
+])
+def test_without_an_option_its_clusters_fail_clearly(repo: Repo, drop: str, error: str) -> None:
+    """Each option is needed: without it, the support release of every cluster that needs it
+    fails before helm's upgrade, saying why, and the canary rule skips that cluster's hubs."""
+    run = run_documented(repo, drop.strip("-"), drop=drop)
+    needing = {cluster for cluster, spec, _ in _releases(repo.root)
+               if drop == "--no-lock" or spec["provider"] != "kubeconfig"}
+    failed = run.errors("support")
+    assert run.proc.returncode == 1
+    assert set(failed) == needing and len(needing) >= 28
+    assert all(re.search(error, line) for line in failed.values()), failed
+    assert not {_cluster_of(call) for call in run.upgrades} & needing
+
+
+def test_every_release_reaches_helm_once(recorded: Run) -> None:
+    calls, proc = recorded.calls, recorded.proc
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "201 jobs: 201 succeeded" in proc.stdout
     assert {call["argv"][0] for call in calls} == EXPECTED_COMMANDS
@@ -133,11 +193,9 @@ def _recorded_charts(call: dict[str, Any]) -> dict[str, Any]:
     return {Path(folder).name: yaml.safe_load(text) for folder, text in call["charts"].items()}
 
 
-def test_each_upgrade_matches_the_deployers(recorded: tuple[Path, list[dict[str, Any]], Any],
-                                            tmp_path: Path) -> None:
-    root, calls, _ = recorded
-    upgrades = {(_cluster_of(call), call["argv"][2]): call for call in calls
-                if call["argv"][0] == "upgrade"}
+def test_each_upgrade_matches_the_deployers(repo: Repo, recorded: Run, tmp_path: Path) -> None:
+    root = repo.root
+    upgrades = {(_cluster_of(call), call["argv"][2]): call for call in recorded.upgrades}
     releases = _releases(root)
     assert len(releases) == 201
     for cluster, spec, hub in releases:
