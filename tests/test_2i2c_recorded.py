@@ -94,6 +94,7 @@ def run_documented(repo: Repo, name: str, *, drop: str = "") -> Run:
     for var, value in (("HUBTASKS_CHECKOUT", HERE.parent), ("stubs", repo.stubs)):
         argv = [arg.replace(f"${var}", str(value)) for arg in argv]
     assert not [arg for arg in argv if "$" in arg], argv
+    assert argv[argv.index("--helm") + 1] == str(RECORDING_HELM)
     if drop:
         at = argv.index(drop)
         takes_value = at + 1 < len(argv) and not argv[at + 1].startswith("--")
