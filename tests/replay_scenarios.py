@@ -321,6 +321,33 @@ def values_file_dropped(r: Replay) -> Expect:
     return Expect(planned=with_canary(r.docs, {(cluster, entry["name"])}))
 
 
+def jsonnet_library_edit(r: Replay) -> Expect:
+    """2i2c's nmfs-openscapes style: hub and support jsonnet values import a libsonnet.
+
+    A first commit adds them (each listing release planned); the replayed commit edits only
+    the library, which no values list names.
+    """
+    cluster, entry = next((c, e) for c, e in hubs(r.docs) if c in r.clusters()
+                          and r.docs[c].get("support") and not is_staging(e))
+    folder = f"{C}/{cluster}"
+    r.append(f"{folder}/common.libsonnet", "{ profile: { cpu: 1 } }\n")
+    r.append(f"{folder}/profiles.jsonnet", "local c = import './common.libsonnet';\n"
+             "{ singleuser: c.profile }\n")
+    r.append(f"{folder}/support.values.jsonnet", 'local c = import "common.libsonnet";\n'
+             "{ prometheus: c.profile }\n")
+    doc = r.docs[cluster]
+    hubs_after = [{**e, "helm_chart_values_files": [*e["helm_chart_values_files"],
+                                                    "profiles.jsonnet"]} if e is entry else e
+                  for e in doc["hubs"]]
+    support = doc["support"]
+    r.save(cluster, {**doc, "hubs": hubs_after, "support": {
+        **support, "helm_chart_values_files": [*support["helm_chart_values_files"],
+                                               "support.values.jsonnet"]}})
+    r.repo.commit("jsonnet values importing a library")
+    r.append(f"{folder}/common.libsonnet", "// library edit\n")
+    return Expect(planned=with_canary(r.docs, {(cluster, entry["name"]), (cluster, None)}))
+
+
 def mixed_commit(r: Replay) -> Expect:
     """A typical upgrade PR: a support chart bump plus one hub's values."""
     first = hub_values_edit(r)
@@ -342,5 +369,6 @@ SCENARIOS: list[Callable[[Replay], Expect]] = [
                                               "enc-support.secret.values.yaml")),
     daskhub_symlink_edit, chart_override_edit, unrelated_files, domain_changed,
     descriptive_keys_changed, prod_flipped_to_staging, staging_flipped_to_prod,
-    hub_chart_switched, connection_changed, support_removed, values_file_dropped, mixed_commit,
+    hub_chart_switched, connection_changed, support_removed, values_file_dropped,
+    jsonnet_library_edit, mixed_commit,
 ]

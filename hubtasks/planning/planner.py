@@ -221,12 +221,14 @@ class _Planner:
             self.meta[key] = (Stage.SUPPORT, self.settings.support_chart)
             self.reasons[key] += [*common, *diff.support, *self.all_support,
                                   *self.files(cluster.support.values_files, "values"),
+                                  *self.files(cluster.support.jsonnet_imports, "jsonnet import"),
                                   *self.chart(self.settings.support_chart)]
         for hub in cluster.hubs:
             key = (cluster.name, hub.name)
             self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
             self.reasons[key] += [*common, *diff.hubs.get(hub.name, ()), *self.all_hubs,
                                   *self.files(hub.values_files, "values"),
+                                  *self.files(hub.jsonnet_imports, "jsonnet import"),
                                   *self.files(filter(None, [hub.domain_override_file]),
                                               "domain_override_file"),
                                   *self.chart(hub)]
