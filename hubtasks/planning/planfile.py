@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
+import os
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -19,7 +19,7 @@ PLAN_VERSION = 1
 
 def new_plan_id() -> str:
     """A fresh plan identity: sortable by time, unique across machines and runs."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{os.urandom(4).hex()}"
 
 
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
