@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -74,6 +73,8 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
 def content_plan_id(plan: Plan) -> str:
     """The identity of a plan file written without one: a digest of its content, the same
     for every reader (CI legs) of that file."""
+    import hashlib  # here: OpenSSL's ~2 ms import is not on every plan's path
+
     text = json.dumps({**plan_to_dict(plan), "plan_id": None}, sort_keys=True)
     return "content-" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
