@@ -41,9 +41,11 @@ def _imports_of(root: Path, rel: str) -> list[str]:
 def jsonnet_imports(root: Path, values_files: Iterable[str],
                     cache: dict[str, list[str]] | None = None) -> tuple[str, ...]:
     """Every repo file the jsonnet files among `values_files` import, recursively, sorted."""
+    todo = [f for f in values_files if is_jsonnet(f)]
+    if not todo:  # nearly every release
+        return ()
     cache = {} if cache is None else cache
     found: set[str] = set()
-    todo = [f for f in values_files if is_jsonnet(f)]
     seen = set(todo)
     while todo:
         rel = todo.pop()
