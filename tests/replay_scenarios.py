@@ -17,6 +17,7 @@ from replay_oracle import (
     C,
     Docs,
     Expect,
+    broken_releases,
     chart_users,
     cluster_docs,
     hubs,
@@ -75,11 +76,8 @@ class Replay:
         raise AssertionError("no such hub")
 
     def sound(self, cluster: str) -> bool:
-        """Every values file the cluster's releases list exists (no earlier commit broke it)."""
-        doc = self.docs[cluster]
-        lists = [e["helm_chart_values_files"] for e in doc.get("hubs") or []]
-        lists.append((doc.get("support") or {}).get("helm_chart_values_files") or [])
-        return all((self.root / C / cluster / f).is_file() for files in lists for f in files)
+        """No earlier commit broke the cluster (a listed file missing)."""
+        return not broken_releases(self.root, {cluster: self.docs[cluster]})
 
     def clusters(self) -> list[str]:
         return [c for c in self.docs if self.sound(c)]
@@ -207,6 +205,29 @@ def credentials_rotated(r: Replay) -> Expect:
         for path in (r.root / C / cluster).glob("enc-deployer-credentials*"):
             path.write_text(path.read_text(encoding="utf-8") + "\n", encoding="utf-8")
     return Expect()
+
+
+def _credentials(r: Replay) -> tuple[str, str]:
+    cluster = next(c for c in r.clusters() if "gcp" in r.docs[c] and r.docs[c].get("hubs"))
+    return cluster, f"{C}/{cluster}/{r.docs[cluster]['gcp']['key']}"
+
+
+def credentials_deleted(r: Replay) -> Expect:
+    """A credentials file that disappears breaks (and so plans) every release of its cluster."""
+    cluster, path = _credentials(r)
+    r.delete(path)
+    return Expect(planned=releases(r.docs, cluster), invalid=releases(r.docs, cluster))
+
+
+def credentials_added_late(r: Replay) -> Expect:
+    """2i2c adds a cluster's credentials after its cluster.yaml: the commit that adds them
+    plans the releases the commits before could not deploy."""
+    cluster, path = _credentials(r)
+    text = (r.root / path).read_text(encoding="utf-8")
+    r.delete(path)
+    r.repo.commit("credentials not added yet")
+    r.append(path, text)
+    return Expect(planned=releases(r.docs, cluster))
 
 
 def credentials_path_changed(r: Replay) -> Expect:
@@ -359,7 +380,7 @@ SCENARIOS: list[Callable[[Replay], Expect]] = [
     hub_values_edit, shared_values_edit, secret_values_reencrypted, support_values_edit,
     values_file_moved_to_other_cluster, hub_added, hub_removed, hub_renamed, cluster_removed,
     cluster_added, cluster_added_without_credentials, credentials_rotated,
-    credentials_path_changed,
+    credentials_deleted, credentials_added_late, credentials_path_changed,
     *(_chart_edit(rel, "basehub") for rel in ("templates/configurator.yaml", "values.yaml",
                                               "values.jsonnet", "values.schema.yaml")),
     _chart_edit("Chart.yaml", "basehub", meta=True), _chart_edit("Chart.yaml", "daskhub",

@@ -210,9 +210,7 @@ class _Planner:
         base_doc = self.request.base_docs.get(cluster.name, cluster.doc)
         diff = diff_cluster(cluster, base_doc) if cluster.name in self.request.base_docs \
             else ClusterDiff()
-        # credential files are not release inputs: their path is (connection_view), their
-        # content (a rotated deployer key) changes nothing that is deployed
-        common = list(diff.all_releases)
+        common = [*diff.all_releases, *self.credentials(cluster)]
         self.removed += [Removed(cluster=cluster.name, hub=h) for h in diff.removed_hubs]
         if diff.support_removed:
             self.removed.append(Removed(cluster=cluster.name))
@@ -228,6 +226,13 @@ class _Planner:
             self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
             self.reasons[key] += [*common, *diff.hubs.get(hub.name, ()), *self.all_hubs,
                                   *self.hub_files(hub), *self.chart(hub)]
+
+    def credentials(self, cluster: Cluster) -> list[str]:
+        """A credentials file's content is no release input (a rotated deployer key deploys
+        nothing; its path is, in connection_view), but its appearing, disappearing or moving
+        is: it makes every release of the cluster deployable, or not."""
+        changes = [(p, self.index.by_path.get(p)) for p in cluster.credential_files]
+        return [f"credentials {c.describe(p)}" for p, c in changes if c and c.status != "M"]
 
     def hub_files(self, hub: Hub) -> list[str]:
         """Reasons from a hub's own files, asking only for the kinds it has (20,000 hubs)."""
