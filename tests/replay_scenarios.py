@@ -177,6 +177,33 @@ def cluster_removed(r: Replay) -> Expect:
     return Expect(removed={(c, h, True) for c, h in releases(r.docs, cluster)})
 
 
+def hub_moved_between_clusters(r: Replay) -> Expect:
+    """The entry and its own values file go to another cluster in one commit."""
+    cluster, entry = r.pick_prod(own_file=True)
+    own = r.own_files(cluster, entry)[0]
+    other = next(c for c in r.clusters() if c != cluster and r.docs[c].get("hubs"))
+    r.move(f"{C}/{cluster}/{own}", f"{C}/{other}/{own}")
+    doc, target = r.docs[cluster], r.docs[other]
+    moved = {**entry, "helm_chart_values_files": [own]}
+    moved.pop("chart_override", None)
+    r.save(cluster, {**doc, "hubs": [e for e in doc["hubs"] if e is not entry]})
+    after = {**r.docs, other: {**target, "hubs": [*target["hubs"], moved]}}
+    r.save(other, after[other])
+    return Expect(planned=with_canary(after, {(other, entry["name"])}),
+                  removed={(cluster, entry["name"], False)})
+
+
+def cluster_renamed(r: Replay) -> Expect:
+    """A cluster folder renamed (and its name with it): one cluster gone, one new."""
+    cluster = r.clusters()[-1]
+    name = f"{cluster}-renamed"
+    r.move(f"{C}/{cluster}", f"{C}/{name}")
+    after = {**r.docs, name: {**r.docs[cluster], "name": name}}
+    r.save(name, after[name])
+    return Expect(planned=releases(after, name),
+                  removed={(c, h, True) for c, h in releases(r.docs, cluster)})
+
+
 def _copy_cluster(r: Replay, *, credentials: bool) -> tuple[str, Docs]:
     source = next(c for c in r.clusters()
                   if r.docs[c].get("support") and len(r.docs[c]["hubs"]) > 1)
@@ -378,7 +405,8 @@ def mixed_commit(r: Replay) -> Expect:
 
 SCENARIOS: list[Callable[[Replay], Expect]] = [
     hub_values_edit, shared_values_edit, secret_values_reencrypted, support_values_edit,
-    values_file_moved_to_other_cluster, hub_added, hub_removed, hub_renamed, cluster_removed,
+    values_file_moved_to_other_cluster, hub_added, hub_removed, hub_renamed,
+    hub_moved_between_clusters, cluster_removed, cluster_renamed,
     cluster_added, cluster_added_without_credentials, credentials_rotated,
     credentials_deleted, credentials_added_late, credentials_path_changed,
     *(_chart_edit(rel, "basehub") for rel in ("templates/configurator.yaml", "values.yaml",
