@@ -7,23 +7,19 @@ also run as one sequence) and returns what the oracle (tests/replay_oracle.py) e
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from typing import Any
 
 import yaml
 from gitrepo import GitRepo
 from replay_oracle import (
-    CHARTS,
     C,
     Docs,
     Expect,
     broken_releases,
-    chart_users,
     cluster_docs,
     hubs,
     is_staging,
     releases,
-    support_keys,
     users_of,
     with_canary,
 )
@@ -266,39 +262,6 @@ def credentials_path_changed(r: Replay) -> Expect:
     return Expect(planned=releases(r.docs, cluster))
 
 
-def _chart_edit(rel: str, chart: str, *, meta: bool = False) -> Callable[[Replay], Expect]:
-    def scenario(r: Replay) -> Expect:
-        r.append(f"{CHARTS}/{chart}/{rel}", "# chart edit\n" if not rel.endswith("jsonnet")
-                 else "// chart edit\n")
-        if chart == "support":
-            return Expect(planned=support_keys(r.docs))
-        return Expect(planned=with_canary(r.docs, chart_users(r.root, r.docs, chart, meta=meta)))
-    scenario.__name__ = f"{chart}_{rel.replace('/', '_').replace('.', '_')}_edit"
-    return scenario
-
-
-def daskhub_symlink_edit(r: Replay) -> Expect:
-    """Editing daskhub's values.jsonnet edits basehub's, through the symlink."""
-    link = r.root / CHARTS / "daskhub" / "values.jsonnet"
-    assert link.is_symlink()
-    with link.open("a", encoding="utf-8") as out:
-        out.write("\n// edited through daskhub's link\n")
-    return Expect(planned=with_canary(r.docs, chart_users(r.root, r.docs, "basehub")))
-
-
-def chart_override_edit(r: Replay) -> Expect:
-    cluster, entry = next((c, e) for c, e in hubs(r.docs) if e.get("chart_override"))
-    r.append(f"{C}/{cluster}/{entry['chart_override']}")
-    return Expect(planned=with_canary(r.docs, {(cluster, entry["name"])}))
-
-
-def unrelated_files(r: Replay) -> Expect:
-    for rel in [*EXTRA_FILES, "README.md", f"{CHARTS}/chartpress.yaml",
-                f"{C}/templates/gcp/cluster.yaml"]:
-        r.append(rel)
-    return Expect()
-
-
 def domain_changed(r: Replay) -> Expect:
     cluster, entry = r.pick_prod()
     doc = r.docs[cluster]
@@ -367,57 +330,3 @@ def values_file_dropped(r: Replay) -> Expect:
     r.save(cluster, {**doc, "hubs": [{**e, "helm_chart_values_files": files} if e is entry
                                      else e for e in doc["hubs"]]})
     return Expect(planned=with_canary(r.docs, {(cluster, entry["name"])}))
-
-
-def jsonnet_library_edit(r: Replay) -> Expect:
-    """2i2c's nmfs-openscapes style: hub and support jsonnet values import a libsonnet.
-
-    A first commit adds them (each listing release planned); the replayed commit edits only
-    the library, which no values list names.
-    """
-    cluster, entry = next((c, e) for c, e in hubs(r.docs) if c in r.clusters()
-                          and r.docs[c].get("support") and not is_staging(e))
-    folder = f"{C}/{cluster}"
-    r.append(f"{folder}/common.libsonnet", "{ profile: { cpu: 1 } }\n")
-    r.append(f"{folder}/profiles.jsonnet", "local c = import './common.libsonnet';\n"
-             "{ singleuser: c.profile }\n")
-    r.append(f"{folder}/support.values.jsonnet", 'local c = import "common.libsonnet";\n'
-             "{ prometheus: c.profile }\n")
-    doc = r.docs[cluster]
-    hubs_after = [{**e, "helm_chart_values_files": [*e["helm_chart_values_files"],
-                                                    "profiles.jsonnet"]} if e is entry else e
-                  for e in doc["hubs"]]
-    support = doc["support"]
-    r.save(cluster, {**doc, "hubs": hubs_after, "support": {
-        **support, "helm_chart_values_files": [*support["helm_chart_values_files"],
-                                               "support.values.jsonnet"]}})
-    r.repo.commit("jsonnet values importing a library")
-    r.append(f"{folder}/common.libsonnet", "// library edit\n")
-    return Expect(planned=with_canary(r.docs, {(cluster, entry["name"]), (cluster, None)}))
-
-
-def mixed_commit(r: Replay) -> Expect:
-    """A typical upgrade PR: a support chart bump plus one hub's values."""
-    first = hub_values_edit(r)
-    r.append(f"{CHARTS}/support/Chart.yaml", "# bump\n")
-    return Expect(planned=first.planned | support_keys(r.docs))
-
-
-SCENARIOS: list[Callable[[Replay], Expect]] = [
-    hub_values_edit, shared_values_edit, secret_values_reencrypted, support_values_edit,
-    values_file_moved_to_other_cluster, hub_added, hub_removed, hub_renamed,
-    hub_moved_between_clusters, cluster_removed, cluster_renamed,
-    cluster_added, cluster_added_without_credentials, credentials_rotated,
-    credentials_deleted, credentials_added_late, credentials_path_changed,
-    *(_chart_edit(rel, "basehub") for rel in ("templates/configurator.yaml", "values.yaml",
-                                              "values.jsonnet", "values.schema.yaml")),
-    _chart_edit("Chart.yaml", "basehub", meta=True), _chart_edit("Chart.yaml", "daskhub",
-                                                                 meta=True),
-    *(_chart_edit(rel, "support") for rel in ("templates/calico.yaml", "values.yaml",
-                                              "values.jsonnet", "Chart.yaml", "README.md",
-                                              "enc-support.secret.values.yaml")),
-    daskhub_symlink_edit, chart_override_edit, unrelated_files, domain_changed,
-    descriptive_keys_changed, prod_flipped_to_staging, staging_flipped_to_prod,
-    hub_chart_switched, connection_changed, support_removed, values_file_dropped,
-    jsonnet_library_edit, mixed_commit,
-]

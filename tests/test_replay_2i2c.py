@@ -16,21 +16,39 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import replay_charts as charts
+import replay_scenarios as commits
 from gitrepo import GitRepo
 from replay_oracle import CHARTS, Expect, broken_releases, cluster_docs, hubs, is_staging
-from replay_scenarios import (
-    EXTRA_FILES,
-    SCENARIOS,
-    Replay,
-    cluster_removed,
-    values_file_moved_to_other_cluster,
-)
+from replay_scenarios import EXTRA_FILES, Replay
 from test_cli_plan import hubtasks
 from twoi2c import documented_settings
 
 from hubtasks.model import Plan, Stage
 from hubtasks.options import PlanOptions
 from hubtasks.planning.repo import plan_repo
+
+SCENARIOS: list[Callable[[Replay], Expect]] = [
+    commits.hub_values_edit, commits.shared_values_edit, commits.secret_values_reencrypted,
+    commits.support_values_edit, commits.values_file_moved_to_other_cluster, commits.hub_added,
+    commits.hub_removed, commits.hub_renamed, commits.hub_moved_between_clusters,
+    commits.cluster_removed, commits.cluster_renamed, commits.cluster_added,
+    commits.cluster_added_without_credentials, commits.credentials_rotated,
+    commits.credentials_deleted, commits.credentials_added_late,
+    commits.credentials_path_changed,
+    *(charts.chart_edit(rel, "basehub") for rel in ("templates/configurator.yaml", "values.yaml",
+                                                    "values.jsonnet", "values.schema.yaml")),
+    charts.chart_edit("Chart.yaml", "basehub", meta=True),
+    charts.chart_edit("Chart.yaml", "daskhub", meta=True),
+    *(charts.chart_edit(rel, "support") for rel in ("templates/calico.yaml", "values.yaml",
+                                                    "values.jsonnet", "Chart.yaml", "README.md",
+                                                    "enc-support.secret.values.yaml")),
+    charts.daskhub_symlink_edit, charts.chart_override_edit, charts.unrelated_files,
+    commits.domain_changed, commits.descriptive_keys_changed, commits.prod_flipped_to_staging,
+    commits.staging_flipped_to_prod, commits.hub_chart_switched, commits.connection_changed,
+    commits.support_removed, commits.values_file_dropped, charts.jsonnet_library_edit,
+    charts.mixed_commit,
+]
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +120,8 @@ def test_replay_through_the_cli_json(origin: GitRepo, tmp_path: Path) -> None:
     """The same oracle through `hubtasks plan --format json` (the plan JSON contract)."""
     repo = checkout(origin, tmp_path)
     r = Replay(repo)
-    expect = cluster_removed(r)
-    moved = values_file_moved_to_other_cluster(Replay(repo))
+    expect = commits.cluster_removed(r)
+    moved = commits.values_file_moved_to_other_cluster(Replay(repo))
     repo.commit("remove a cluster, move a values file")
     out = hubtasks(repo.root, "plan", "--base", "HEAD~1", "--format", "json")
     assert out.returncode == 0, out.stderr
