@@ -49,3 +49,14 @@ def test_a_corrupt_cache_is_recompiled(cache: Path) -> None:
 def test_an_unwritable_cache_still_validates(cache: Path) -> None:
     cache.write_text("a file where the folder should be")
     _works(compiled_check(SCHEMA, TEXT, "t.schema.json"))
+
+
+def test_an_entry_for_another_key_is_recompiled(cache: Path) -> None:
+    """The file name is a checksum: an entry made for another schema text is not used."""
+    other = json.dumps({**SCHEMA, "required": []})
+    compiled_check({**SCHEMA, "required": []}, other, "t.schema.json")
+    cache_path("t.schema.json", TEXT).parent.mkdir(parents=True, exist_ok=True)
+    cache_path("t.schema.json", other).rename(cache_path("t.schema.json", TEXT))
+    check = compiled_check(SCHEMA, TEXT, "t.schema.json")
+    with pytest.raises(fastjsonschema.JsonSchemaException):
+        check({})  # "name" is required again

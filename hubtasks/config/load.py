@@ -16,6 +16,7 @@ from typing import Any
 from hubtasks.config.before import before_from_doc
 from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
 from hubtasks.config.health import health_check_from_doc
+from hubtasks.config.jsonnetdeps import jsonnet_imports
 from hubtasks.config.model import (
     CLUSTER_FILE,
     PROVIDERS_WITH_BLOCK,
@@ -157,6 +158,7 @@ class _ClusterLoader:
         self.problems = problems
         self.check = FileChecker(fs, self.rel, problems, keep_missing=tolerant)
         self.invalid: dict[tuple[str, str | None], tuple[str, ...]] = {}
+        self.imports: dict[str, list[str]] = {}  # jsonnet file -> its imports (hubs share)
 
     def load(self, doc: Any) -> Cluster | None:
         if not isinstance(doc, dict):
@@ -189,7 +191,8 @@ class _ClusterLoader:
             self.problems.append(f"{self.rel}: support: chart folder "
                                  f"{self.settings.chart_folder(self.settings.support_chart)} "
                                  "does not exist (see support_chart in hubtasks.yaml)")
-        return Support(values_files=values)
+        return Support(values_files=values,
+                       jsonnet_imports=jsonnet_imports(self.root, values, self.imports))
 
     def connection(self, doc: Mapping[str, Any]) -> tuple[tuple[str, ...], str | None]:
         provider = doc["provider"]
@@ -238,7 +241,8 @@ class _ClusterLoader:
         return Hub(name=name, cluster=self.name, chart=chart, domain=entry["domain"],
                    values_files=values, staging=is_staging(entry), chart_override=override,
                    domain_override_file=domain_file, display_name=entry.get("display_name", ""),
-                   override_deps=deps, override_chart=replaced, entry=entry)
+                   override_deps=deps, override_chart=replaced, entry=entry,
+                   jsonnet_imports=jsonnet_imports(self.root, values, self.imports))
 
     def override_deps(self, override: str | None,
                       chart: str) -> tuple[tuple[str, ...] | None, str | None]:

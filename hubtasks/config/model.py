@@ -69,6 +69,7 @@ class Hub:
     display_name: str = ""
     override_deps: tuple[str, ...] | None = None
     override_chart: str | None = None  # folder of the chart whose Chart.yaml the override replaces
+    jsonnet_imports: tuple[str, ...] = ()  # files its jsonnet values files import (inputs)
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -77,6 +78,7 @@ class Support:
     """A cluster's support release."""
 
     values_files: tuple[str, ...]
+    jsonnet_imports: tuple[str, ...] = ()  # files its jsonnet values files import (inputs)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,17 +3,19 @@
 fastjsonschema turns a schema into Python source (~20 ms for cluster.schema.json) that
 Python then compiles (~35 ms): more than the rest of a small `plan`. The compiled code
 object is kept in the hubtasks cache folder under a key of the schema text, the
-fastjsonschema version and the Python bytecode tag, so any change makes a new entry.
+fastjsonschema version and the Python bytecode tag, so any change makes a new entry. The
+file is named by a checksum of the key (zlib's: hashlib's OpenSSL costs ~2 ms to import on
+every plan) and holds the whole key, so a checksum collision only costs a recompile.
 An unreadable or unwritable cache only costs the compile time, never an error.
 """
 
 from __future__ import annotations
 
-import hashlib
 import marshal
 import os
 import re
 import sys
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,10 +27,14 @@ from hubtasks.cachedir import cache_dir
 ENTRY = re.compile(r"^def (\w+)\(", re.MULTILINE)  # the first function validates the root
 
 
+def _key(text: str) -> str:
+    return f"{text}\0{fastjsonschema.VERSION}\0{sys.implementation.cache_tag}"
+
+
 def cache_path(name: str, text: str) -> Path:
     """Where the compiled validator of schema `name` with content `text` is cached."""
-    key = f"{text}\0{fastjsonschema.VERSION}\0{sys.implementation.cache_tag}"
-    digest = hashlib.sha256(key.encode()).hexdigest()[:20]
+    key = _key(text).encode()
+    digest = f"{zlib.crc32(key):08x}{zlib.adler32(key):08x}"
     return cache_dir(os.environ) / "schemas" / f"{Path(name).stem}-{digest}.marshal"
 
 
@@ -40,30 +46,30 @@ def _generate(schema: dict[str, Any], name: str) -> tuple[str, Any]:
     return match.group(1), compile(source, f"<schema {name}>", "exec")
 
 
-def _read(path: Path) -> tuple[str, Any] | None:
+def _read(path: Path, key: str) -> tuple[str, Any] | None:
     try:
-        entry, code = marshal.loads(path.read_bytes())
+        stored, entry, code = marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return None
-    return (entry, code) if isinstance(entry, str) else None
+    return (entry, code) if stored == key and isinstance(entry, str) else None
 
 
-def _write(path: Path, entry: str, code: Any) -> None:
+def _write(path: Path, key: str, entry: str, code: Any) -> None:
     from hubtasks.files import write_atomic
 
     try:
-        write_atomic(path, marshal.dumps((entry, code)), mode=0o644)
+        write_atomic(path, marshal.dumps((key, entry, code)), mode=0o644)
     except OSError:
         pass  # a read-only home: compile every run
 
 
 def compiled_check(schema: dict[str, Any], text: str, name: str) -> Callable[[Any], Any]:
     """The fastjsonschema validator of `schema` (source `text`), from the cache when there."""
-    path = cache_path(name, text)
-    cached = _read(path)
+    path, key = cache_path(name, text), _key(text)
+    cached = _read(path, key)
     if cached is None:
         cached = _generate(schema, name)
-        _write(path, *cached)
+        _write(path, key, *cached)
     entry, code = cached
     namespace: dict[str, Any] = {}
     exec(code, namespace)  # code fastjsonschema generated from our own schema

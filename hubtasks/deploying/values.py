@@ -55,9 +55,11 @@ def release_digest(config: RepoConfig, job: Job) -> str:
     replaced: str | None = None
     if job.hub is None:
         entry = [entry, cluster.doc.get("support")]
+        files += cluster.support.jsonnet_imports if cluster.support else ()
     else:
         hub = cluster.hub(job.hub)
         files += filter(None, [hub.chart_override, hub.domain_override_file])
+        files += hub.jsonnet_imports
         entry, deps = [entry, hub_view(hub.entry)], hub.override_deps
         replaced = hub.override_chart
     # The jsonnet context's inputs: the prefix (the rest is in the entries and files).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ def github_output(values: Mapping[str, str], path: Path) -> None:
     with path.open("a", encoding="utf-8") as handle:
         for name, value in values.items():
             if "\n" in value:
-                marker = f"ghadelimiter_{uuid.uuid4().hex}"
+                marker = f"ghadelimiter_{os.urandom(16).hex()}"
                 handle.write(f"{name}<<{marker}\n{value}\n{marker}\n")
             else:
                 handle.write(f"{name}={value}\n")

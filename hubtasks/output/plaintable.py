@@ -1,9 +1,10 @@
 """tabulate's "simple" table for plain text cells, without importing tabulate (~40 ms).
 
-`hubtasks plan` prints its tables on every PR push; most cells are plain names. For
-anything tabulate treats specially (numbers, line breaks, wrapping, escapes, padding
-spaces) `simple_table` returns None and the caller uses tabulate itself, so the output
-is the same either way (tests/test_plaintable.py compares the two).
+`hubtasks plan` prints its tables on every PR push; most cells are plain names. Multi-line
+cells (a job's reasons) are printed line by line, as tabulate does. For anything tabulate
+treats specially (numbers, empty lines, wrapping, escapes, padding spaces) `simple_table`
+returns None and the caller uses tabulate itself, so the output is the same either way
+(tests/test_plaintable.py compares the two).
 """
 
 from __future__ import annotations
@@ -40,17 +41,24 @@ def simple_table(rows: Sequence[Sequence[str]], headers: Sequence[str],
     limits = list(maxcolwidths or [None] * len(headers))
     if any(len(row) != len(headers) for row in rows) or len(limits) != len(headers):
         return None
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[str(c).split("\n") for c in row] for row in rows]
     for row in cells:
-        if not all(isinstance(c, str) and _plain(c, w) for c, w in zip(row, limits, strict=True)):
+        if not all(_plain_lines(c, w) for c, w in zip(row, limits, strict=True)):
             return None
     if not all(_plain(h, None) and h for h in headers):
         return None
-    widths = [max([len(h) + HEADER_PADDING, *(len(row[i]) for row in cells)])
+    widths = [max([len(h) + HEADER_PADDING, *(len(ln) for row in cells for ln in row[i])])
               for i, h in enumerate(headers)]
 
     def line(values: Sequence[str]) -> str:
         return SEP.join(v.ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
-    return "\n".join([line(headers), SEP.join("-" * w for w in widths),
-                      *(line(row) for row in cells)])
+    body = [line([c[k] if k < len(c) else "" for c in row])
+            for row in cells for k in range(max(len(c) for c in row))]
+    return "\n".join([line(headers), SEP.join("-" * w for w in widths), *body])
+
+
+def _plain_lines(lines: Sequence[str], width: int | None) -> bool:
+    """A cell's lines (tabulate prints a multi-line cell line by line): none empty but a lone
+    one, each plain."""
+    return all(_plain(ln, width) for ln in lines) and (len(lines) == 1 or all(lines))

@@ -90,6 +90,19 @@ class Git:
             return shas[0], shas[1]
         return self.resolve(base, "base"), self.resolve(head, "head")
 
+    def refs_and_merge_base(self, base: str, head: str) -> tuple[str, str, str] | None:
+        """(base, head, merge-base) SHAs with one git call: rev-parse prints `base...head` as
+        the two tips and `^<merge-base>`. None on any doubt (an unknown ref, no common
+        history, several merge-bases): the caller then asks one question at a time."""
+        done = self.run("rev-parse", "--quiet", f"{base}^{{commit}}", f"{head}^{{commit}}",
+                        f"{base}...{head}", check=False)
+        lines = done.stdout.split()
+        bases = [line[1:] for line in lines[2:] if line.startswith("^")]
+        if done.returncode != 0 or len(lines) != 5 or len(bases) != 1 \
+                or not all(map(SHA_RE.fullmatch, [*lines[:2], *bases])):
+            return None
+        return lines[0], lines[1], bases[0]
+
     def merge_base(self, base: str, head: str, base_ref: str) -> str:
         done = self.run("merge-base", base, head, check=False)
         if done.returncode == 0:
@@ -110,8 +123,12 @@ def changed_files(repo: Path, *, base: str, head: str = "HEAD",
                   worktree: bool = False) -> ChangeSet:
     """Files changed from the merge-base of `base` and `head` to `head` (or the work tree)."""
     git = Git(repo)
-    base_sha, head_sha = git.resolve_both(base, head)
-    merge_base = git.merge_base(base_sha, head_sha, base)
+    found = git.refs_and_merge_base(base, head)
+    if found is None:
+        base_sha, head_sha = git.resolve_both(base, head)
+        merge_base = git.merge_base(base_sha, head_sha, base)
+    else:
+        base_sha, head_sha, merge_base = found
     args = ["diff", "--name-status", "-z", "-M", merge_base]
     if not worktree:
         args.append(head_sha)

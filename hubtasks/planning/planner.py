@@ -82,8 +82,8 @@ class ChangeIndex:
             for path in change.paths():
                 self.by_path[path] = change
         self.by_folder: dict[str, list[str]] = defaultdict(list)
-        folders = set(config.charts) | {config.settings.chart_folder(h.chart)
-                                         for h in config.hubs()}
+        charts = {h.chart for h in config.hubs()}  # a few charts, thousands of hubs
+        folders = set(config.charts) | {config.settings.chart_folder(c) for c in charts}
         for path in sorted(self.by_path):
             parts = path.split("/")
             for depth in range(1, len(parts)):
@@ -210,9 +210,7 @@ class _Planner:
         base_doc = self.request.base_docs.get(cluster.name, cluster.doc)
         diff = diff_cluster(cluster, base_doc) if cluster.name in self.request.base_docs \
             else ClusterDiff()
-        # credential files are not release inputs: their path is (connection_view), their
-        # content (a rotated deployer key) changes nothing that is deployed
-        common = list(diff.all_releases)
+        common = [*diff.all_releases, *self.credentials(cluster)]
         self.removed += [Removed(cluster=cluster.name, hub=h) for h in diff.removed_hubs]
         if diff.support_removed:
             self.removed.append(Removed(cluster=cluster.name))
@@ -221,15 +219,29 @@ class _Planner:
             self.meta[key] = (Stage.SUPPORT, self.settings.support_chart)
             self.reasons[key] += [*common, *diff.support, *self.all_support,
                                   *self.files(cluster.support.values_files, "values"),
+                                  *self.files(cluster.support.jsonnet_imports, "jsonnet import"),
                                   *self.chart(self.settings.support_chart)]
         for hub in cluster.hubs:
             key = (cluster.name, hub.name)
             self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
             self.reasons[key] += [*common, *diff.hubs.get(hub.name, ()), *self.all_hubs,
-                                  *self.files(hub.values_files, "values"),
-                                  *self.files(filter(None, [hub.domain_override_file]),
-                                              "domain_override_file"),
-                                  *self.chart(hub)]
+                                  *self.hub_files(hub), *self.chart(hub)]
+
+    def credentials(self, cluster: Cluster) -> list[str]:
+        """A credentials file's content is no release input (a rotated deployer key deploys
+        nothing; its path is, in connection_view), but its appearing, disappearing or moving
+        is: it makes every release of the cluster deployable, or not."""
+        changes = [(p, self.index.by_path.get(p)) for p in cluster.credential_files]
+        return [f"credentials {c.describe(p)}" for p, c in changes if c and c.status != "M"]
+
+    def hub_files(self, hub: Hub) -> list[str]:
+        """Reasons from a hub's own files, asking only for the kinds it has (20,000 hubs)."""
+        found = self.files(hub.values_files, "values")
+        if hub.jsonnet_imports:
+            found += self.files(hub.jsonnet_imports, "jsonnet import")
+        if hub.domain_override_file:
+            found += self.files([hub.domain_override_file], "domain_override_file")
+        return found
 
     def removed_clusters(self) -> None:
         for name, doc in sorted(self.request.base_docs.items()):
