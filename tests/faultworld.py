@@ -126,30 +126,41 @@ class World:
         return {f"{r.stage.value}:{r.cluster}/{r.hub or 'support'}": r
                 for r in load_results([(repo or self.repo) / name])}
 
-    def apiserver(self, cluster: str) -> Any:
-        return next(c for c in self.clusters.components
-                    if c.label == f"{cluster} kube-apiserver")
+    def component(self, cluster: str, what: str = "kube-apiserver") -> Any:
+        return next(c for c in self.clusters.components if c.label == f"{cluster} {what}")
 
     def kill_apiserver(self, cluster: str) -> None:
-        comp = self.apiserver(cluster)
+        comp = self.component(cluster)
         comp.signal(signal.SIGKILL)
         assert comp.wait(30)
 
     def restart_apiserver(self, cluster: str) -> None:
-        """Start the killed API server again: same port, certificates and etcd prefix."""
-        comp, local = self.apiserver(cluster), self.clusters.clusters[cluster]
-        deadline = time.monotonic() + 60
-        while True:  # the port may take a moment to be free again
-            comp.start(self.clusters.workdir)
-            try:
-                wait_ready(comp, f"{local.server}/readyz", local.token, 90)
-                return
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                comp.signal(signal.SIGKILL)
-                comp.wait(10)
-                time.sleep(1)
+        """Start the killed API server again (same port, certificates and etcd prefix), then
+        restart its controller manager, whose watches would otherwise resume only after a
+        back-off of tens of seconds (a test artefact: no rollout would progress meanwhile)."""
+        local = self.clusters.clusters[cluster]
+        _restart(self.component(cluster), self.clusters.workdir, f"{local.server}/readyz",
+                 local.token)
+        manager = self.component(cluster, "kube-controller-manager")
+        manager.signal(signal.SIGKILL)
+        manager.wait(30)
+        port = next(a.split("=")[1] for a in manager.argv if a.startswith("--secure-port="))
+        _restart(manager, self.clusters.workdir, f"https://127.0.0.1:{port}/healthz", None)
+
+
+def _restart(comp: Any, workdir: Path, url: str, token: str | None) -> None:
+    deadline = time.monotonic() + 60
+    while True:  # the port may take a moment to be free again
+        comp.start(workdir)
+        try:
+            wait_ready(comp, url, token, 90)
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            comp.signal(signal.SIGKILL)
+            comp.wait(10)
+            time.sleep(1)
 
 
 def helm_children(pid: int, verb: str = "upgrade") -> list[int]:

@@ -72,6 +72,11 @@ def clean_histories(world: World, since: dict[tuple[str, str], int] | None = Non
     return counts
 
 
+def pending(world: World) -> bool:
+    """The canary's newest revision is pending-upgrade (helm is at work on it)."""
+    return world.statuses(*CANARY)[-1:] == ["pending-upgrade"]
+
+
 def clone(world: World, target: Path) -> Path:
     """A second checkout of the repo (another machine's), with the same kubeconfigs."""
     subprocess.run(["git", "clone", "-q", str(world.repo), str(target)], check=True)
@@ -136,7 +141,7 @@ def test_a_held_release_waits_then_fails_naming_the_holder(world: World,
     laptop = clone(world, tmp_path / "laptop")
     try:
         first = world.start("deploy-all", "--base", base, *FAST, out=tmp_path / "ci.out")
-        wait_for("the canary's upgrade", lambda: "pending-upgrade" in world.statuses(*CANARY))
+        wait_for("the canary's upgrade", lambda: pending(world))
         second = world.run("deploy-all", "--base", base, *FAST, "--lock-timeout", "3s",
                            repo=laptop)
         assert second.returncode == 1, second.stdout[-3000:] + second.stderr[-3000:]
@@ -200,7 +205,7 @@ def test_an_api_server_killed_mid_canary_then_restarted(world: World, tmp_path: 
     touch(world.repo, *PROD)
     touch(world.repo, "bio-cloud", "neuro")
     run = world.start("deploy-all", "--base", base, *FAST, out=tmp_path / "run.out")
-    wait_for("the canary's upgrade", lambda: "pending-upgrade" in world.statuses(*CANARY))
+    wait_for("the canary's upgrade", lambda: pending(world))
     world.kill_apiserver("edu-cloud")
     try:
         assert run.wait(timeout=300) == 1, output(tmp_path / "run.out")
@@ -235,7 +240,7 @@ def test_kill_9_of_helm_then_no_repair_then_repair(world: World, tmp_path: Path)
     base = head(world)
     set_broken(world.repo, *CANARY, True)
     run = world.start("deploy-all", "--base", base, *FAST, out=tmp_path / "run.out")
-    wait_for("the canary's upgrade", lambda: "pending-upgrade" in world.statuses(*CANARY)
+    wait_for("the canary's upgrade", lambda: pending(world)
              and helm_children(run.pid))
     for pid in helm_children(run.pid):
         os.kill(pid, signal.SIGKILL)
