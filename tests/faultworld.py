@@ -67,7 +67,7 @@ def set_broken(repo: Path, cluster: str, hub: str, broken: bool) -> None:
     else:
         (folder / extra).unlink(missing_ok=True)
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "-m", f"faults: {cluster}/{hub} {'broken' if broken else 'fixed'}")
+    _git(repo, "commit", "-q", "--allow-empty", "-m", f"faults: {cluster}/{hub} {'broken' if broken else 'fixed'}")
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 180) -> None:
