@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from test_crash_records import children
 
 from hubtasks.dev.demo import DEMO_KEY, FAIL_MARKER, _git, broken_values, copy_example
 from hubtasks.dev.localk8s import LocalClusters
@@ -67,7 +68,8 @@ def set_broken(repo: Path, cluster: str, hub: str, broken: bool) -> None:
     else:
         (folder / extra).unlink(missing_ok=True)
     _git(repo, "add", "-A")
-    _git(repo, "commit", "-q", "--allow-empty", "-m", f"faults: {cluster}/{hub} {'broken' if broken else 'fixed'}")
+    state = "broken" if broken else "fixed"
+    _git(repo, "commit", "-q", "--allow-empty", "-m", f"faults: {cluster}/{hub} {state}")
 
 
 def wait_for(what: str, check: Callable[[], object], timeout: float = 180) -> None:
@@ -165,21 +167,7 @@ def _restart(comp: Any, workdir: Path, url: str, token: str | None) -> None:
 
 def helm_children(pid: int, verb: str = "upgrade") -> list[int]:
     """Live helm processes below `pid` running `verb`, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if fields[0] != "Z":
-            parents[int(stat.parent.name)] = int(fields[1])
-    found, todo = [], [pid]
-    while todo:
-        parent = todo.pop()
-        kids = [p for p, pp in parents.items() if pp == parent]
-        found += kids
-        todo += kids
-    return [p for p in found if _is_helm(p, verb)]
+    return [p for p in children(pid) if _is_helm(p, verb)]
 
 
 def _is_helm(pid: int, verb: str) -> bool:

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from faultworld import (
     CANARY,
     FAST,
@@ -32,6 +31,7 @@ from faultworld import (
     touch,
     wait_for,
 )
+
 from hubtasks.binaries import find_kubectl
 from hubtasks.deploying import lease
 from hubtasks.deploying.identity import run_identity
