@@ -100,11 +100,13 @@ class World:
                               env={**self.env, **(extra or {})}, capture_output=True,
                               text=True, timeout=timeout, check=False)
 
-    def start(self, *args: str, repo: Path | None = None, out: Path) -> subprocess.Popen[str]:
+    def start(self, *args: str, repo: Path | None = None, out: Path,
+              extra: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
         """hubtasks in the background, its stdout and stderr in `out`."""
         with out.open("w") as handle:  # the child keeps its own copy of the descriptor
-            return subprocess.Popen(self.command(*args), cwd=repo or self.repo, env=self.env,
-                                    stdout=handle, stderr=subprocess.STDOUT, text=True)
+            return subprocess.Popen(self.command(*args), cwd=repo or self.repo,
+                                    env={**self.env, **(extra or {})}, stdout=handle,
+                                    stderr=subprocess.STDOUT, text=True)
 
     def helm_json(self, cluster: str, *args: str) -> Any:
         done = subprocess.run([str(self.helm), *args, "-o", "json", "--kubeconfig",

@@ -31,6 +31,7 @@ from faultworld import (
     touch,
     wait_for,
 )
+from test_crash_records import alive
 
 from hubtasks.binaries import find_kubectl
 from hubtasks.deploying import lease
@@ -270,4 +271,29 @@ def test_kill_9_of_helm_then_no_repair_then_repair(world: World, tmp_path: Path)
     assert record.status is Status.SUCCEEDED and record.repaired.startswith(
         "rolled back pending-upgrade revision"), record
     assert "repair:" in Path(record.log or "").read_text()
+    assert world.statuses(*CANARY)[-1] == "deployed"
+
+
+def test_kill_9_of_hubtasks_then_an_immediate_rerun_repairs(world: World,
+                                                            tmp_path: Path) -> None:
+    """helm dies with hubtasks; the rerun takes the dead run's Lease at once (it would
+    otherwise hold for 600 s) and repairs the release helm left pending."""
+    base = head(world)
+    set_broken(world.repo, *CANARY, True)
+    run = world.start("deploy-all", "--base", base, *FAST, out=tmp_path / "run.out",
+                      extra={"HUBTASKS_LEASE_SECONDS": "600"})
+    wait_for("the canary's upgrade", lambda: pending(world) and helm_children(run.pid))
+    helms = helm_children(run.pid)
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait(timeout=30)
+    wait_for("helm to die with hubtasks", lambda: not any(alive(pid) for pid in helms), 30)
+    assert world.statuses(*CANARY)[-1] == "pending-upgrade"
+    set_broken(world.repo, *CANARY, False)
+    touch(world.repo, *CANARY)
+    again = world.run("deploy-all", "--base", base, *FAST, "--lock-timeout", "30s")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    record = world.results()["staging:edu-cloud/sandbox"]
+    assert record.status is Status.SUCCEEDED and record.repaired.startswith(
+        "rolled back pending-upgrade revision"), record
+    assert OPERATION_IN_PROGRESS not in Path(record.log or "").read_text()
     assert world.statuses(*CANARY)[-1] == "deployed"
