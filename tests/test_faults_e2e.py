@@ -215,6 +215,11 @@ def test_an_api_server_killed_mid_canary_then_restarted(world: World, tmp_path: 
     world.kill_apiserver("edu-cloud")
     try:
         assert run.wait(timeout=300) == 1, output(tmp_path / "run.out")
+        while_down = world.run("deploy-hub", "--cluster", "edu-cloud", "--hub", "workshop",
+                               *FAST, "--results", ".hubtasks/down.json")
+        assert while_down.returncode == 1, while_down.stdout[-3000:] + while_down.stderr
+        [down] = world.results(".hubtasks/down.json").values()
+        assert "edu-cloud" in down.error and "unreachable" in down.error, down.error
     finally:
         world.restart_apiserver("edu-cloud")
     records = world.results()
