@@ -28,7 +28,8 @@ Printed per mode, all measured in this one run:
   `hubtasks.deploying.health` logs), against the front door's delay, and helm's share (the
   job's duration minus its check); a job's work for LB and ideal is its sleep + its delay.
 Then real helm 4 on 2 local clusters (hubtasks.localk8s) x 3 hubs + support, staged vs
-pipelined, after an untimed first install. Nothing asserts timings.
+pipelined, after an untimed first install, then with vs without Leases (bench/lease_cost.py).
+Nothing asserts timings.
 
 usage: python bench/deploy_makespan.py [--clusters 30 --hubs 6 --jobs 8 --per-cluster 2]
        [--canary-workers 8] [--repeat 2] [--seq-clusters 4] [--no-health] [--no-real]
@@ -49,6 +50,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import lease_cost
 from _makespan_repo import (
     KUBECONFIG_DIR,
     DelayedFrontDoor,
@@ -90,10 +92,10 @@ class Run:
 # ---- running ------------------------------------------------------------------------------
 
 def run_mode(config: RepoConfig, plan: Plan, jobs: Sequence[Job], *, mode: str, limits: Limits,
-             helm: Path, workdir: Path) -> Run:
-    """One deploy through `run_jobs`, with its own results file and logs; console buffered."""
+             helm: Path, workdir: Path, lock: bool = False) -> Run:
+    """One deploy through `run_jobs`, own results and logs, console buffered; `lock`: Leases."""
     folder = Path(tempfile.mkdtemp(prefix=f"{mode}-", dir=workdir))
-    deploy = DeployOptions(timeout=120, retries=0, log_dir=folder / "logs", lock=False,
+    deploy = DeployOptions(timeout=120, retries=0, log_dir=folder / "logs", lock=lock,
                            work_dir=folder / "work", env=environment())
     options = RunOptions(repo=config.root, plan=folder / "plan.json",
                          results=folder / "results.json", deploy=deploy, limits=limits,
@@ -353,6 +355,9 @@ def real_case(args: argparse.Namespace, limits: Limits, workdir: Path) -> None:
                          workdir=workdir)  # installs; the timed runs are upgrades, as in CI
         runs = run_modes(config, plan, plan.jobs, limits=limits, helm=helm, workdir=workdir,
                          repeat=args.repeat)
+        lease = lease_cost.compare(lambda lock: _walls(run_mode(config, plan, plan.jobs, lock=lock,
+                           mode="pipelined", limits=limits, helm=helm, workdir=workdir)),
+                           plan.jobs, repeat=args.repeat)
     durations = [r.duration for rs in runs.values() for run in rs for r in run.results]
     print(f"\nreal helm 4 (--wait) on {len(REAL_CLUSTERS)} local clusters x {REAL_HUBS} hubs + "
           f"support = {len(plan.jobs)} jobs, ConfigMap-only chart; first install "
@@ -361,6 +366,11 @@ def real_case(args: argparse.Namespace, limits: Limits, workdir: Path) -> None:
           f"range {min(durations):.2f}-{max(durations):.2f}s\n")
     print_modes(runs, plan.jobs, limits, sleep=None)
     print_health(runs, plan.jobs)
+    print(f"\n{lease}")
+
+
+def _walls(run: Run) -> tuple[float, list[float]]:  # for lease_cost.compare
+    return run.wall, [r.duration for r in run.results]
 
 
 def main() -> None:

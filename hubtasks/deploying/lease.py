@@ -22,6 +22,7 @@ from typing import Any
 
 from hubtasks import proc
 from hubtasks.deploying.identity import RunIdentity, holder_gone
+from hubtasks.deploying.reach import unreachable_note
 from hubtasks.helm import helm_env
 from hubtasks.model import HubtasksError
 
@@ -106,8 +107,9 @@ def holder_message(target: Target, lease: Mapping[str, Any]) -> str:
 
 def _failed(target: Target, what: str, outcome: proc.Outcome) -> HubtasksError:
     text = outcome.output.strip().splitlines()[-1:] or [outcome.describe()]
-    return HubtasksError(f"cluster {target.cluster}: cannot {what} Lease "
-                         f"{NAMESPACE}/{target.name}: {text[0]}")
+    note = unreachable_note(text)
+    return HubtasksError(f"cluster {target.cluster}: " + (f"{note}; " if note else "")
+                         + f"cannot {what} Lease {NAMESPACE}/{target.name}: {text[0]}")
 
 
 def _lost_race(outcome: proc.Outcome) -> bool:

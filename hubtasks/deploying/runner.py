@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 import shlex
 import threading
 import time
@@ -24,6 +23,7 @@ from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.guard import guarded
 from hubtasks.deploying.health import check_for, check_hub, target_of
 from hubtasks.deploying.identity import run_identity
+from hubtasks.deploying.reach import unreachable_note
 from hubtasks.deploying.values import release_digest, release_values
 from hubtasks.helm import (
     HelmInfo,
@@ -54,17 +54,6 @@ class _Outcome:
     error: str = ""
     reason: str = ""
     repaired: str = ""
-
-
-# What helm prints when it could not talk to the API server (at start or during --wait).
-UNREACHABLE_RE = re.compile(r"cluster unreachable|connection refused|no such host|"
-                            r"dial tcp|connection reset by peer", re.IGNORECASE)
-
-
-def unreachable_note(lines: Sequence[str]) -> str:
-    """`the cluster's API server was unreachable (...)` when helm's output says so, else ""."""
-    seen = next((line.strip() for line in lines if UNREACHABLE_RE.search(line)), "")
-    return f"the cluster's API server was unreachable ({seen[:200]})" if seen else ""
 
 
 def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:

@@ -151,10 +151,16 @@ def _starter(store: ResultsStore, reporter: ConsoleReporter, plan: Plan,
 
 
 def run_jobs(config: RepoConfig, plan: Plan, jobs: Sequence[Job], options: RunOptions,
-             schedule: Schedule) -> list[JobResult]:
-    """Run `jobs` of `plan` with `schedule`, recording every outcome; plan order."""
+             schedule: Schedule, *, on_held: Callable[[], None] | None = None
+             ) -> list[JobResult]:
+    """Run `jobs` of `plan` with `schedule`, recording every outcome; plan order.
+
+    `on_held` runs once this run holds the results file: a run refused because another holds
+    it must leave that run's files (e.g. deploy-all's plan file) alone."""
     with helm_session(config, plan, jobs, options) as runner, \
             recording(options, len(jobs)) as (reporter, store, cancel):
+        if on_held is not None:
+            on_held()
         dry_run = options.deploy.dry_run
         return schedule(jobs, runner, options.limits, cancel=cancel,
                         on_result=_recorder(store, reporter, plan, dry_run),

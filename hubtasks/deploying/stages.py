@@ -54,18 +54,19 @@ def hub_ids(clusters: Sequence[str], hubs: Sequence[str]) -> list[str]:
 
 def deploy_all(options: RunOptions, plan_options: PlanOptions, *, pipelined: bool,
                on_plan: Callable[[Plan], None] | None = None) -> StageRun:
-    """Plan, then canary, filter and prod in one process; the plan is saved first.
+    """Plan, then canary, filter and prod in one process; the plan is saved before any job
+    starts, once this run holds the results file.
 
     `on_plan` hears the plan before any job starts (to show it).
     """
     find_helm(options.env, explicit=options.helm)  # fail before planning, not after
     config, plan = plan_repo(options.repo, plan_options)
-    save_plan(plan, options.plan)
     if on_plan is not None:
         on_plan(plan)
     schedule = run_pipelined if pipelined else run_staged
-    return StageRun(plan=plan, results=run_jobs(config, plan, list(plan.jobs), options,
-                                                schedule))
+    return StageRun(plan=plan, results=run_jobs(
+        config, plan, list(plan.jobs), options, schedule,
+        on_held=lambda: save_plan(plan, options.plan)))  # not while another run holds it
 
 
 def manual_plan(config: RepoConfig, cluster: str, hub: str | None) -> Plan:
