@@ -190,3 +190,16 @@ def test_2i2c_support_schema_is_enforced(helm: Path, fixture_2i2c: Path, tmp_pat
     rejected = subprocess.run([str(helm), "lint", str(copy), "--values", str(bad)], env=env,
                               capture_output=True, text=True, timeout=120)
     assert rejected.returncode != 0 and "notAKey" in rejected.stdout + rejected.stderr
+
+
+def test_a_broken_yaml_schema_fails_only_its_charts_releases(
+        helm_bins: dict[int, Path], example: Path, tmp_path: Path) -> None:  # noqa: F811
+    (example / "helm-charts/basehub/values.schema.yaml").write_text("type: [\n")
+
+    results = run(example, helm_bins[4], tmp_path, clusters=("edu-cloud",))
+
+    hubs = {"sandbox", "workshop", "stats-101"}  # basehub; support's chart has no schema
+    assert failed(results) == {("edu-cloud", h, check) for h in hubs for check in Check}
+    messages = {r.message for r in results if not r}
+    assert all(m.startswith("chart not prepared: helm-charts/basehub/values.schema.yaml: "
+                            "cannot read the schema: ") for m in messages), messages

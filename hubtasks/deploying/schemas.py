@@ -87,17 +87,24 @@ def _fill(folder: Path, shown: str) -> None:
 
 class SchemaCopies:
     """Chart folders as helm should validate them: the folder itself, or a private copy
-    carrying `values.schema.json`; one copy per chart folder."""
+    carrying `values.schema.json`; one copy (or one error) per chart folder."""
 
     def __init__(self, root: Path) -> None:
         self.root = root  # a private folder the caller removes
-        self._copies: dict[Path, Path] = {}
+        self._copies: dict[Path, Path | HubtasksError] = {}
 
     def chart(self, chart_dir: Path, *, shown: str) -> Path:
         """The folder to pass helm for `chart_dir` (built); `shown` names it in errors."""
         if chart_dir not in self._copies:
-            self._copies[chart_dir] = self._copy(chart_dir, shown)
-        return self._copies[chart_dir]
+            try:
+                self._copies[chart_dir] = self._copy(chart_dir, shown)
+            except (HubtasksError, OSError, tarfile.TarError) as err:
+                self._copies[chart_dir] = err if isinstance(err, HubtasksError) \
+                    else HubtasksError(f"{shown}: cannot copy the chart: {err}")
+        found = self._copies[chart_dir]
+        if isinstance(found, HubtasksError):
+            raise found
+        return found
 
     def _copy(self, chart_dir: Path, shown: str) -> Path:
         if not needs_json_schema(chart_dir):

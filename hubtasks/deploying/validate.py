@@ -180,7 +180,7 @@ def with_schemas(config: RepoConfig, charts: dict[JobKey, Path], errors: dict[Jo
             if chart_dir.is_relative_to(config.root) else str(chart_dir)
         try:
             charts[key] = copies.chart(chart_dir, shown=shown)
-        except (HubtasksError, OSError) as err:
+        except HubtasksError as err:
             errors[key] = f"chart not prepared: {err}"
 
 
