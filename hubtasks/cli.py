@@ -6,8 +6,42 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from hubtasks import __version__
+
+# Optional positional arguments, which invoke's parser lacks (pyinvoke/invoke#159): a task's
+# bare token after its required positionals is read as this flag (`values CLUSTER HUB`).
+OPTIONAL_POSITIONAL = {"values": "hub"}
+
+
+def with_optional_positionals(argv: Sequence[str], contexts: Iterable[Any]) -> list[str]:
+    """`argv` with an optional positional rewritten as its flag: `values C H` -> `values C
+    --hub=H`. Only for a task named before any other bare token; the rest is left to invoke."""
+    out = list(argv)
+    start = next((i for i, token in enumerate(out[1:], 1) if not token.startswith("-")), None)
+    if start is None or out[start] not in OPTIONAL_POSITIONAL:
+        return out
+    context = next(c for c in contexts if c.name == out[start])
+    wanted = {a.name for a in context.positional_args}
+    index = start + 1
+    while index < len(out) and out[index] != "--":
+        token = out[index]
+        if token.startswith("-"):
+            name, eq, _ = token.partition("=")
+            flag = context.flags.get(name)
+            if flag is not None:
+                wanted.discard(flag.name)
+                index += 1 if eq or not flag.takes_value else 2
+                continue
+        elif wanted:
+            wanted.pop()
+        else:
+            out[index] = f"--{OPTIONAL_POSITIONAL[out[start]]}={token}"
+            break
+        index += 1
+    return out
 
 
 def main() -> None:
@@ -22,7 +56,8 @@ def main() -> None:
 
         from hubtasks.tasks import ns
 
-        Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks").run()
+        argv = with_optional_positionals(sys.argv, ns.to_contexts())
+        Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks").run(argv)
     except KeyboardInterrupt:
         print("hubtasks: interrupted", file=sys.stderr)
         sys.exit(130)

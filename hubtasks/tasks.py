@@ -319,7 +319,8 @@ def validate(c: Context, cluster: list[str] | None = None, jobs: int | None = No
     return exit_code(found.results)
 
 
-@task(help={"cluster": "the cluster", "hub": "the hub (default: the cluster's support release)",
+@task(help={"cluster": "the cluster",
+            "hub": "the hub, or as `hubtasks values CLUSTER HUB` (default: support release)",
             "merged": "print the one document helm merges them into",
             "repo": "config repo (default: current directory)"})
 @user_errors

@@ -71,6 +71,14 @@ class Env:
                              capture_output=True, text=True, check=True).stdout
         return list(json.loads(out))
 
+    def values(self, cluster: str, release: str) -> dict[str, Any]:
+        """`helm get values`: the user-supplied values the release was deployed with."""
+        out = subprocess.run([str(self.helm), "get", "values", release, "-n", release, "-o",
+                              "json", "--kubeconfig",
+                              str(self.repo / f".hubtasks/kubeconfigs/{cluster}.yaml")],
+                             capture_output=True, text=True, check=True).stdout
+        return dict(json.loads(out))
+
     def results(self, name: str = ".hubtasks/results.json") -> dict[str, Any]:
         return {f"{r.stage.value}:{r.cluster}/{r.hub or 'support'}": r
                 for r in load_results([self.repo / name])}
@@ -124,6 +132,10 @@ def test_first_deploy_with_a_broken_canary(world: Env) -> None:
             else:
                 assert on_cluster[hub.name]["status"] == "deployed"
                 assert on_cluster[hub.name]["revision"] == "1"
+                # the host comes from the chart's values.jsonnet (HUBTASKS_HUB_DOMAIN)
+                values = world.values(cluster.name, hub.name)
+                values = values["basehub"] if hub.chart == "daskhub" else values
+                assert values["jupyterhub"]["ingress"]["hosts"] == [hub.domain]
         assert on_cluster["support"]["status"] == "deployed"
     description = world.history(cluster.name, "support")[-1]["description"]
     assert description.startswith(f"hubtasks head={head} digest=")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _jsonnet
 import pytest
 import yaml
 
@@ -29,6 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 CLUSTERS = REPO / "config" / "clusters"
 CHARTS = REPO / "helm-charts"
 DEMO_KEY = REPO / "config" / "demo-age-key.txt"
+CHART_JSONNET = "values.jsonnet"  # a chart's own values document (hubtasks' chart_values default)
+JSONNET_PREFIX = "HUBTASKS_"  # the example's hubtasks.yaml keeps the default prefix
 EXCLUDED = {"templates"}  # hubtasks.yaml's exclude_clusters default
 BUILD_ARTIFACTS = ("charts", "Chart.lock")  # written by `helm dependency build`
 
@@ -189,12 +192,29 @@ def plain_values(release: Release, tmp_path: Path) -> list[Path]:
     return out
 
 
+def chart_values(release: Release, tmp_path: Path) -> list[Path]:
+    """The chart's values.jsonnet rendered with the release's context, as README documents
+    it (a local cluster: ACCOUNT_ID is the string None); none when the chart has none."""
+    source = CHARTS / release.chart / CHART_JSONNET
+    if not source.is_file():
+        return []
+    ext_vars = {"CLUSTER_NAME": release.cluster, "PROVIDER": "local", "ACCOUNT_ID": "None"}
+    if release.domain is not None:
+        ext_vars |= {"HUB_NAME": release.name, "HUB_DOMAIN": release.domain}
+    text = _jsonnet.evaluate_file(str(source), jpathdir=[str(source.parent)],
+                                  ext_vars={JSONNET_PREFIX + k: v for k, v in ext_vars.items()})
+    rendered = tmp_path / "rendered" / f"{release.chart}.json"
+    rendered.parent.mkdir(exist_ok=True)
+    rendered.write_text(text, encoding="utf-8")
+    return [rendered]
+
+
 def render(helm: Path, release: Release, tmp_path: Path,
            extra: Iterable[str] = ()) -> list[dict[str, Any]]:
     env = helm_env(tmp_path)
     chart = chart_copy(helm, release, tmp_path, env)
     argv: list[str | Path] = [helm, "template", release.name, chart, "--namespace", release.name]
-    for values in plain_values(release, tmp_path):
+    for values in chart_values(release, tmp_path) + plain_values(release, tmp_path):
         argv += ["--values", values]
     argv += list(extra)
     return [doc for doc in yaml.safe_load_all(run(argv, env)) if doc]
@@ -245,6 +265,13 @@ def test_example_layout() -> None:
     )
     charts = {r.chart for r in RELEASES}
     assert charts == {"support", "basehub", "daskhub"}
+    # A hub's ingress host comes from its chart's values.jsonnet (the domain variable), so
+    # the demo shows it rendered: no hub values file sets it.
+    assert all((CHARTS / chart / CHART_JSONNET).is_file() for chart in ("basehub", "daskhub"))
+    for release in RELEASES:
+        for path in release.values:
+            assert is_secret(path) or "hosts" not in path.read_text(encoding="utf-8") \
+                or release.domain is None, f"{path} sets ingress hosts"
     for release in RELEASES:
         for path in release.values:
             assert path.is_file(), f"{release.id}: {path} is missing"

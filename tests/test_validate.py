@@ -119,7 +119,7 @@ def test_every_broken_release_is_reported(helm: Path, example: Path, tmp_path: P
     """A wrong type the chart rejects, and invalid YAML: both hubs named, nothing else."""
     stats = example / "config/clusters/edu-cloud/stats-101.values.yaml"
     doc = yaml.safe_load(stats.read_text(encoding="utf-8"))
-    doc["jupyterhub"]["ingress"]["hosts"] = "not-a-list"
+    doc["jupyterhub"]["ingress"] = {"hosts": "not-a-list"}  # over values.jsonnet's list
     write_yaml(stats, doc)
     (example / "config/clusters/geo-cloud/ocean-lab.values.yaml").write_text("basehub: [\n")
 
@@ -157,7 +157,10 @@ def test_secrets_are_decrypted_into_private_temp_dirs_then_removed(
     results = run(example, helm, tmp_path)
 
     assert all(results), render_validation(results)
-    assert len(made) == len(SECRET_HUBS)  # one private folder per release with secrets
+    # one private folder per release with secrets, one per release with rendered jsonnet
+    # (every hub: the hub charts have a values.jsonnet)
+    hubs = sum(len(c.hubs) for c in load_config(example).clusters.values())
+    assert len(made) == len(SECRET_HUBS) + hubs
     assert not any(path.exists() for path in made)
     assert list(private_root.iterdir()) == []
 

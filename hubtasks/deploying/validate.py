@@ -8,6 +8,7 @@ folder, in a thread pool. Nothing contacts a cluster.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import threading
@@ -20,11 +21,12 @@ from hubtasks.binaries import find_helm, find_sops
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.schemas import SchemaCopies, needs_json_schema
 from hubtasks.deploying.values import needs_sops, release_values
 from hubtasks.helm import HelmInfo, HelmRun, ReleaseSpec, lint_argv, run_helm, template_argv
 from hubtasks.model import HubtasksError, Job, JobKey
 from hubtasks.planning.planner import PlanRequest, build_plan
-from hubtasks.secrets import Redactor
+from hubtasks.secrets import Redactor, private_folder
 
 HELM_TIMEOUT = 300.0  # seconds per lint or template; neither contacts a cluster
 MESSAGE_LINES = 6
@@ -162,6 +164,30 @@ def validate_repo(config: RepoConfig, *, helm: HelmInfo, sops: Path | None,
         raise HubtasksError(f"--jobs must be at least 1, not {jobs}")
     releases = release_jobs(config, clusters)
     charts, errors = prepare(config, releases, helm, work_dir=work_dir, env=env)
+    with contextlib.ExitStack() as stack:
+        if any(map(needs_json_schema, set(charts.values()))):  # else no folder at all
+            with_schemas(config, charts, errors, SchemaCopies(stack.enter_context(
+                private_folder())))
+        return _check_all(config, releases, helm=helm, sops=sops, env=env, jobs=jobs,
+                          charts=charts, errors=errors)
+
+
+def with_schemas(config: RepoConfig, charts: dict[JobKey, Path], errors: dict[JobKey, str],
+                 copies: SchemaCopies) -> None:
+    """Swap each chart for its copy with `values.schema.json` when it ships only the YAML."""
+    for key, chart_dir in list(charts.items()):
+        shown = chart_dir.relative_to(config.root).as_posix() \
+            if chart_dir.is_relative_to(config.root) else str(chart_dir)
+        try:
+            charts[key] = copies.chart(chart_dir, shown=shown)
+        except HubtasksError as err:
+            errors[key] = f"chart not prepared: {err}"
+
+
+def _check_all(config: RepoConfig, releases: Sequence[Job], *, helm: HelmInfo,
+               sops: Path | None, env: Mapping[str, str], jobs: int,
+               charts: Mapping[JobKey, Path],
+               errors: Mapping[JobKey, str]) -> list[ValidationResult]:
     cancel = threading.Event()
     checker = _Checker(config, helm=helm, sops=sops, env=env, charts=charts, cancel=cancel)
     pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="validate")
