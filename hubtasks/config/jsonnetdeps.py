@@ -16,12 +16,14 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-JSONNET_SUFFIXES = (".jsonnet", ".libsonnet")
+# Files whose imports are followed (deploying/jsonnet.is_jsonnet is the narrower question of
+# which values documents are rendered: `.jsonnet` only).
+IMPORTING_SUFFIXES = (".jsonnet", ".libsonnet")
 _IMPORT = re.compile(r"""\bimport(?:str|bin)?\s*(?:@?'([^'\n]+)'|@?"([^"\n]+)")""")
 
 
-def is_jsonnet(rel: str) -> bool:
-    return rel.endswith(JSONNET_SUFFIXES)
+def _imports_followed(rel: str) -> bool:
+    return rel.endswith(IMPORTING_SUFFIXES)
 
 
 def _imports_of(root: Path, rel: str) -> list[str]:
@@ -41,7 +43,7 @@ def _imports_of(root: Path, rel: str) -> list[str]:
 def jsonnet_imports(root: Path, values_files: Iterable[str],
                     cache: dict[str, list[str]] | None = None) -> tuple[str, ...]:
     """Every repo file the jsonnet files among `values_files` import, recursively, sorted."""
-    todo = [f for f in values_files if is_jsonnet(f)]
+    todo = [f for f in values_files if _imports_followed(f)]
     if not todo:  # nearly every release
         return ()
     cache = {} if cache is None else cache
@@ -53,7 +55,7 @@ def jsonnet_imports(root: Path, values_files: Iterable[str],
             cache[rel] = _imports_of(root, rel)
         for target in cache[rel]:
             found.add(target)
-            if is_jsonnet(target) and target not in seen:
+            if _imports_followed(target) and target not in seen:
                 seen.add(target)
                 todo.append(target)
     return tuple(sorted(found - set(values_files)))
