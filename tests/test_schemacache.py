@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import fastjsonschema
 import pytest
@@ -60,3 +61,31 @@ def test_an_entry_for_another_key_is_recompiled(cache: Path) -> None:
     check = compiled_check(SCHEMA, TEXT, "t.schema.json")
     with pytest.raises(fastjsonschema.JsonSchemaException):
         check({})  # "name" is required again
+
+
+def test_inlined_references_keep_every_verdict() -> None:
+    """Local `$ref`s are inlined (fast code), recursive ones kept; verdicts don't change."""
+    from hubtasks.config.schemacache import inline_refs
+
+    tree = {"type": "object",
+            "properties": {"kids": {"type": "array", "items": {"$ref": "#/definitions/tree"}}}}
+    schema: dict[str, Any] = {"type": "object", "definitions": {
+        "files": {"type": "array", "items": {"type": "string", "minLength": 1}}, "tree": tree},
+        "properties": {"files": {"$ref": "#/definitions/files"},
+                       "tree": {"$ref": "#/definitions/tree"}}}
+    inlined = inline_refs(schema)
+    assert inlined["properties"]["files"] == schema["definitions"]["files"]
+    kids = inlined["properties"]["tree"]["properties"]["kids"]["items"]
+    assert kids == {"$ref": "#/definitions/tree"}  # recursion stays a reference
+    plain, fast = fastjsonschema.compile(schema), fastjsonschema.compile(inlined)
+    docs = [{"files": ["a"]}, {"files": [""]}, {"files": "a"},
+            {"tree": {"kids": [{"kids": []}]}}, {"tree": {"kids": [{"kids": "x"}]}}]
+    for doc in docs:
+        verdicts = []
+        for check in (plain, fast):
+            try:
+                check(doc)
+                verdicts.append(True)
+            except fastjsonschema.JsonSchemaException:
+                verdicts.append(False)
+        assert verdicts[0] == verdicts[1], doc

@@ -55,8 +55,8 @@ class FastSafeLoader(_Base):  # type: ignore[misc]
             return super().construct_document(node)
 
     def _build(self, node: Node, memo: dict[int, Any], busy: set[int]) -> Any:
-        tag = node.tag
-        if isinstance(node, ScalarNode):
+        cls, tag = node.__class__, node.tag
+        if cls is ScalarNode:
             if tag == STR:
                 return node.value
             if tag in _SCALARS:
@@ -69,18 +69,27 @@ class FastSafeLoader(_Base):  # type: ignore[misc]
             raise _Fallback
         busy.add(key)
         out: Any
-        if tag == MAP and isinstance(node, MappingNode):
+        # string leaves (most keys and values) are taken in place: no call per scalar
+        if tag == MAP and cls is MappingNode:
             out = {}
             for key_node, value_node in node.value:
-                if key_node.tag in _SPECIAL_KEYS:
+                if key_node.__class__ is ScalarNode and key_node.tag == STR:
+                    name = key_node.value
+                elif key_node.tag in _SPECIAL_KEYS:
                     raise _Fallback
-                name = self._build(key_node, memo, busy)
+                else:
+                    name = self._build(key_node, memo, busy)
+                if value_node.__class__ is ScalarNode and value_node.tag == STR:
+                    value = value_node.value
+                else:
+                    value = self._build(value_node, memo, busy)
                 try:
-                    out[name] = self._build(value_node, memo, busy)
+                    out[name] = value
                 except TypeError:  # an unhashable key: PyYAML says so, with its mark
                     raise _Fallback from None
-        elif tag == SEQ and isinstance(node, SequenceNode):
-            out = [self._build(child, memo, busy) for child in node.value]
+        elif tag == SEQ and cls is SequenceNode:
+            out = [child.value if child.__class__ is ScalarNode and child.tag == STR
+                   else self._build(child, memo, busy) for child in node.value]
         else:
             raise _Fallback
         busy.discard(key)
