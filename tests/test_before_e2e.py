@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from kubectltool import installed_kubectl
 
-from hubtasks.binaries import KUBECTL, cached_path
 from hubtasks.dev.demo import DEMO_KEY, copy_example
 from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import Status
@@ -56,9 +56,7 @@ def _git(repo: Path, *args: str) -> None:
 
 
 def test_before_steps_on_local_clusters(helm: Path, tmp_path: Path) -> None:
-    kubectl = cached_path(KUBECTL, KUBECTL.cached[0], environment())
-    if not kubectl.exists():
-        pytest.skip("kubectl is not installed: run `hubtasks install-tools`")
+    kubectl = installed_kubectl(environment())
     repo = copy_example(ROOT, tmp_path / "repo")
     shutil.rmtree(repo / "config/clusters/geo-cloud")  # two clusters are enough
     with (repo / "hubtasks.yaml").open("a") as settings:

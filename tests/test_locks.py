@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubectltool import installed_kubectl
 
-from hubtasks.binaries import KUBECTL, cached_path
 from hubtasks.deploying import lease
 from hubtasks.deploying.identity import run_identity
 from hubtasks.dev.localk8s import LocalClusters
@@ -36,9 +36,7 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def _target(kubeconfig: Path, release: str, duration: int = 60) -> lease.Target:
     env = environment()
-    kubectl = cached_path(KUBECTL, KUBECTL.cached[0], env)
-    if not kubectl.exists():
-        pytest.skip("kubectl is not installed: run `hubtasks install-tools`")
+    kubectl = installed_kubectl(env)
     return lease.Target(kubectl=kubectl, kubeconfig=kubeconfig, context=None, cluster="c1",
                         release=release, env=env, duration=duration)
 
