@@ -2,8 +2,8 @@
 
 Tiers, as markers (`-m "not cluster"` and so on):
 - `cluster`: starts real local control planes (slow);
-- `tools`: needs downloaded binaries (real helm 3 and 4, sops): any test using the `helm`,
-  `helm_bins` or `sops` fixture gets it;
+- `tools`: needs downloaded binaries (real helm 3 and 4, sops, kubectl): any test using the
+  `helm`, `helm_bins`, `sops` or `kubectl` fixture gets it;
 - `fixture`: reads 2i2c's real config from `../shared/fixtures`. A user's clone has no
   `../shared`: such tests skip, saying why, unless `CI` is set, where a missing fixture fails.
 """
@@ -20,7 +20,7 @@ from hubtasks.dev import install
 HELM_MAJORS = (3, 4)
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURE_2I2C = SHARED / "fixtures" / "2i2c-infrastructure"
-TOOL_FIXTURES = frozenset({"helm", "helm_bins", "sops"})
+TOOL_FIXTURES = frozenset({"helm", "helm_bins", "sops", "kubectl"})
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -60,3 +60,9 @@ def helm(request: pytest.FixtureRequest, helm_bins: dict[int, Path]) -> Path:
 def sops() -> Path:
     """sops (installed into the cache if missing)."""
     return install.install_sops(os.environ)
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> Path:
+    """The kubectl hubtasks finds (PATH, then the cache), installed into the cache if missing."""
+    return install.install_kubectl(os.environ)

@@ -12,12 +12,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from kubectltool import installed_kubectl
 
 from hubtasks.dev.demo import DEMO_KEY, copy_example
 from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import Status
-from hubtasks.options import environment
 from hubtasks.results import load_results
 
 pytestmark = pytest.mark.cluster
@@ -55,8 +53,7 @@ def _git(repo: Path, *args: str) -> None:
                    capture_output=True, check=True)
 
 
-def test_before_steps_on_local_clusters(helm: Path, tmp_path: Path) -> None:
-    kubectl = installed_kubectl(environment())
+def test_before_steps_on_local_clusters(helm: Path, kubectl: Path, tmp_path: Path) -> None:
     repo = copy_example(ROOT, tmp_path / "repo")
     shutil.rmtree(repo / "config/clusters/geo-cloud")  # two clusters are enough
     with (repo / "hubtasks.yaml").open("a") as settings:

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from kubectltool import installed_kubectl
 
 from hubtasks.deploying import lease
 from hubtasks.deploying.identity import run_identity
@@ -34,15 +33,14 @@ def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         clusters.stop()
 
 
-def _target(kubeconfig: Path, release: str, duration: int = 60) -> lease.Target:
+def _target(kubectl: Path, kubeconfig: Path, release: str, duration: int = 60) -> lease.Target:
     env = environment()
-    kubectl = installed_kubectl(env)
     return lease.Target(kubectl=kubectl, kubeconfig=kubeconfig, context=None, cluster="c1",
                         release=release, env=env, duration=duration)
 
 
-def test_second_run_fails_naming_the_holder(kubeconfig: Path) -> None:
-    target, notes = _target(kubeconfig, "hub-a"), list[str]()
+def test_second_run_fails_naming_the_holder(kubectl: Path, kubeconfig: Path) -> None:
+    target, notes = _target(kubectl, kubeconfig, "hub-a"), list[str]()
     first = run_identity({}, pid=LIVE, started="t1")
     second = run_identity({}, pid=OTHER, started="t2")
     held = rf"cluster c1 is being deployed by pid {LIVE} \(started t1\) on .* since 20"
@@ -54,8 +52,8 @@ def test_second_run_fails_naming_the_holder(kubeconfig: Path) -> None:
     lease.acquire(target, second, timeout=1, cancel=threading.Event(), note=notes.append)
 
 
-def test_legs_of_one_ci_run_share_the_lease(kubeconfig: Path) -> None:
-    target = _target(kubeconfig, "hub-b")
+def test_legs_of_one_ci_run_share_the_lease(kubectl: Path, kubeconfig: Path) -> None:
+    target = _target(kubectl, kubeconfig, "hub-b")
     ci = {"GITHUB_RUN_ID": "42", "GITHUB_RUN_ATTEMPT": "1"}
     leg1, leg2 = run_identity(ci, pid=LIVE), run_identity(ci, pid=OTHER)
     assert leg1.holder == leg2.holder
@@ -63,8 +61,8 @@ def test_legs_of_one_ci_run_share_the_lease(kubeconfig: Path) -> None:
     lease.acquire(target, leg2, timeout=1, cancel=threading.Event(), note=print)
 
 
-def test_a_dead_holders_lease_expires(kubeconfig: Path) -> None:
-    target = _target(kubeconfig, "hub-c", duration=2)
+def test_a_dead_holders_lease_expires(kubectl: Path, kubeconfig: Path) -> None:
+    target = _target(kubectl, kubeconfig, "hub-c", duration=2)
     dead, alive = run_identity({}, pid=LIVE, started="x"), run_identity({}, pid=OTHER, started="y")
     lease.acquire(target, dead, timeout=1, cancel=threading.Event(), note=print)
     assert lease.try_acquire(target, alive) is not None  # still held
@@ -75,17 +73,17 @@ def test_a_dead_holders_lease_expires(kubeconfig: Path) -> None:
     assert found["spec"]["leaseTransitions"] == 1
 
 
-def test_renewal_keeps_the_lease(kubeconfig: Path) -> None:
-    target = _target(kubeconfig, "hub-d", duration=3)
+def test_renewal_keeps_the_lease(kubectl: Path, kubeconfig: Path) -> None:
+    target = _target(kubectl, kubeconfig, "hub-d", duration=3)
     me, other = run_identity({}, pid=LIVE, started="m"), run_identity({}, pid=OTHER, started="o")
     with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
         time.sleep(4)  # longer than the duration: only the renewal thread keeps it ours
         assert lease.try_acquire(target, other) is not None
 
 
-def test_a_killed_local_holder_is_not_waited_for(kubeconfig: Path) -> None:
+def test_a_killed_local_holder_is_not_waited_for(kubectl: Path, kubeconfig: Path) -> None:
     """A holder on this host whose process is gone (kill -9) frees its Lease at once."""
-    target = _target(kubeconfig, "hub-e", duration=600)
+    target = _target(kubectl, kubeconfig, "hub-e", duration=600)
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead = run_identity({}, pid=int(gone.stdout), started="d")
