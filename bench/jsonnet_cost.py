@@ -3,7 +3,7 @@
 Copies the 2i2c fixture (../shared/fixtures/2i2c-infrastructure; symlinks kept) with the
 `hubtasks.yaml` README.md documents for 2i2c repos, then renders every release's jsonnet
 documents (chart values first, then its values files) through the renderer a deploy uses
-(`hubtasks.deploying.jsonnet.JsonnetRenderer`) with the release's context:
+(`hubtasks.config.jsonnet.JsonnetRenderer`) with the release's context:
 - misses: a fresh renderer, each release once, one at a time (what one deploy run pays);
 - hits: the same renderer again, each release once (the cache: file + text + context);
 - misses with 8 threads, as a deploy's workers render (x cores when the evaluator
@@ -35,14 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hubtasks.config.load import load_config
-from hubtasks.config.model import RepoConfig
-from hubtasks.deploying.jsonnet import (
+from hubtasks.config.jsonnet import (
     JsonnetRenderer,
     is_jsonnet,
     jsonnet_source,
     release_context,
 )
+from hubtasks.config.load import load_config
+from hubtasks.config.model import RepoConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "2i2c-infrastructure"

@@ -48,7 +48,8 @@ _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 def is_secret_path(path: Path | str) -> bool:
     """True when the file name says it holds secrets (e.g. `enc-prod.secret.values.yaml`)."""
-    return SECRET_MARK in Path(path).name.lower()
+    name = str(path).rpartition("/")[2]  # not Path(path).name: plans ask for thousands
+    return SECRET_MARK in name.lower()
 
 
 def _load(path: Path) -> Any:
@@ -67,7 +68,11 @@ def _load(path: Path) -> Any:
 
 def is_sops_encrypted(path: Path) -> bool:
     """True when the file is YAML/JSON with sops metadata (a top-level `sops` with a `mac`)."""
-    doc = _load(Path(path))
+    return has_sops_metadata(_load(Path(path)))
+
+
+def has_sops_metadata(doc: Any) -> bool:
+    """True for a parsed document that sops encrypted."""
     meta = doc.get("sops") if isinstance(doc, dict) else None
     return isinstance(meta, dict) and "mac" in meta and "version" in meta
 

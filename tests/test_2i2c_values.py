@@ -175,7 +175,7 @@ def test_domain_override_file_replaces_the_domain(repo: tuple[Path, dict[str, st
 
 
 def test_render_error_names_file_and_line(tmp_path: Path) -> None:
-    from hubtasks.deploying.jsonnet import JsonnetRenderer
+    from hubtasks.config.jsonnet import JsonnetRenderer
     from hubtasks.model import HubtasksError
 
     path = tmp_path / "values.jsonnet"
@@ -186,7 +186,7 @@ def test_render_error_names_file_and_line(tmp_path: Path) -> None:
 
 
 def test_renders_once_per_file_and_context(tmp_path: Path) -> None:
-    from hubtasks.deploying.jsonnet import JsonnetRenderer
+    from hubtasks.config.jsonnet import JsonnetRenderer
 
     path = tmp_path / "values.jsonnet"
     path.write_text("{ host: std.extVar('D') }\n")

@@ -18,8 +18,9 @@ import _jsonnet
 import pytest
 from invoke import Context
 
+from hubtasks.config import jsonnet
 from hubtasks.config.load import load_config
-from hubtasks.deploying import jsonnet, stages
+from hubtasks.deploying import stages
 from hubtasks.dev.demo import DEMO_KEY, copy_example
 from hubtasks.model import Status
 from hubtasks.options import PlanOptions, run_options

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from gitrepo import GitRepo
 from test_cli_plan import hubtasks
 from test_plan import base_files, job_ids
 
+from hubtasks.model import Job
 from hubtasks.options import PlanOptions
 from hubtasks.planning.planfile import load_plan
 from hubtasks.planning.repo import plan_repo
@@ -76,3 +80,203 @@ def test_cluster_wide_problem_marks_every_release(tmp_path: Path) -> None:
     _, plan = plan_repo(repo.root, PlanOptions(base="main"))
     beta = [j for j in plan.jobs if j.cluster == "beta"]
     assert beta and all(any("does not match its folder" in p for p in j.invalid) for j in beta)
+
+
+def edited_cluster(tmp_path: Path, name: str, edit: Callable[[dict[str, Any]], object]) -> GitRepo:
+    base = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    doc = repo.read_yaml(f"{C}/{name}/cluster.yaml")
+    edit(doc)
+    repo.write({f"{C}/{name}/cluster.yaml": doc})
+    repo.commit("edit cluster.yaml")
+    return repo
+
+
+def test_unknown_key_in_a_hub_entry_marks_only_that_hub(tmp_path: Path) -> None:
+    """2i2c's own schema validates only the first hub entry, so its history can carry a key
+    hubtasks does not know in any other: the hub is planned (its entry changed) and invalid;
+    its cluster's other releases still plan and deploy."""
+    def edit(doc: dict[str, Any]) -> None:
+        doc["hubs"][2]["enabled"] = False  # alpha/prod1
+        doc["support"]["helm_chart_values_files"].append("support.values.yaml")
+    repo = edited_cluster(tmp_path, "alpha", edit)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    assert set(jobs) == {"alpha/prod1", "alpha/staging", "alpha/dask-staging", "alpha/support"}
+    assert jobs["alpha/prod1"].invalid == (
+        f"{C}/alpha/cluster.yaml: hubs[2](name=prod1): Additional properties are not allowed "
+        "('enabled' was unexpected)",)
+    assert any("hubs[prod1] changed: enabled" in r for r in jobs["alpha/prod1"].reasons)
+    assert not any(j.invalid for k, j in jobs.items() if k != "alpha/prod1")
+    assert not plan.notes
+
+
+def test_malformed_optional_key_is_shed_but_a_required_one_breaks_the_cluster(
+        tmp_path: Path) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["hubs"][0]["staging"] = "yes"        # canary: optional, malformed
+        doc["hubs"][1]["display_name"] = 7       # research: optional, malformed
+    repo = edited_cluster(tmp_path, "gamma", edit)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    assert any("hubs[0](name=canary).staging: 'yes' is not of type 'boolean'" in p
+               for p in jobs["gamma/canary"].invalid)
+    assert jobs["gamma/canary"].stage.value == "prod"  # the flag is shed: the name rule decides
+    assert "gamma/research" not in jobs  # display_name is descriptive: nothing to deploy
+
+    def required(doc: dict[str, Any]) -> None:
+        doc["hubs"][0]["enabled"] = False
+        doc["hubs"][1]["helm_chart_values_files"] = "research.values.yaml"  # not a list
+    repo = edited_cluster(tmp_path / "second", "gamma", required)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    assert not any(j.cluster == "gamma" for j in plan.jobs)
+    notes = "\n".join(n for n in plan.notes if n.startswith("cluster 'gamma' not planned"))
+    assert "'enabled' was unexpected" in notes  # every error is reported, the shed ones too
+    assert "hubs[1](name=research).helm_chart_values_files: 'research.values.yaml' is not of " \
+        "type 'array'" in notes
+
+
+def test_check_config_still_rejects_an_unknown_hub_key(tmp_path: Path) -> None:
+    repo = edited_cluster(tmp_path, "beta", lambda doc: doc["hubs"][1].update(colour="red"))
+    check = hubtasks(repo.root, "check-config")
+    assert check.returncode == 2
+    assert "hubs[1](name=two): Additional properties are not allowed ('colour'" in check.stderr
+    assert "Traceback" not in check.stderr
+
+
+def with_jsonnet_hub() -> dict[str, object]:
+    """The base repo, with alpha/prod1 also taking a jsonnet document that imports a library."""
+    files = base_files()
+    doc = copy.deepcopy(files[f"{C}/alpha/cluster.yaml"])
+    assert isinstance(doc, dict)
+    doc["hubs"][2]["helm_chart_values_files"].append("prod1.jsonnet")
+    files[f"{C}/alpha/cluster.yaml"] = doc
+    files[f"{C}/alpha/prod1.jsonnet"] = (
+        "local lib = import './lib.libsonnet';\n"
+        "{ hub: std.extVar('HUBTASKS_HUB_NAME'), host: std.extVar('HUBTASKS_HUB_DOMAIN') } + lib\n")
+    files[f"{C}/alpha/lib.libsonnet"] = "{ extra: 1 }\n"
+    return files
+
+
+def plan_of(tmp_path: Path, base: dict[str, object], head: dict[str, object]
+            ) -> dict[str, Job]:
+    origin = GitRepo(tmp_path / "origin", base)
+    repo = GitRepo.clone(origin.root, tmp_path / "repo")
+    repo.write(head)
+    repo.commit("change")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    return {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+
+
+def edited(rel: str, change: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
+    doc: dict[str, Any] = copy.deepcopy(base_files()[rel])
+    change(doc)
+    return doc
+
+
+SOPS_LIKE = "secret: ENC[AES256_GCM,data:x]\nsops:\n  mac: ENC[x]\n  version: 3.9.0\n"
+
+
+def test_changed_values_files_are_read_and_broken_ones_mark_their_release(
+        tmp_path: Path) -> None:
+    jobs = plan_of(tmp_path, base_files(), {
+        f"{C}/alpha/prod1.values.yaml": "x: [unclosed\n",        # malformed YAML
+        f"{C}/alpha/prod2.values.yaml": "x: 3\n",                # fine
+        f"{C}/beta/one.secret.values.yaml": "token: plain\n",    # a plain secret, now listed
+        f"{C}/beta/two.secret.values.yaml": SOPS_LIKE,           # encrypted: never decrypted
+        f"{C}/beta/cluster.yaml": edited(f"{C}/beta/cluster.yaml", lambda d: [
+            d["hubs"][0]["helm_chart_values_files"].append("one.secret.values.yaml"),
+            d["hubs"][1]["helm_chart_values_files"].append("two.secret.values.yaml")]),
+    })
+    assert jobs["alpha/prod1"].invalid == (
+        f"{C}/alpha/prod1.values.yaml:2:1: invalid YAML: did not find expected ',' or ']'",)
+    assert not jobs["alpha/prod2"].invalid and not jobs["alpha/staging"].invalid
+    assert any("one.secret.values.yaml: not sops-encrypted" in p for p in jobs["beta/one"].invalid)
+    assert not jobs["beta/two"].invalid
+
+
+def test_a_jsonnet_document_is_rendered_when_it_or_an_import_changed(tmp_path: Path) -> None:
+    fine = plan_of(tmp_path / "fine", with_jsonnet_hub(),
+                   {f"{C}/alpha/lib.libsonnet": "{ extra: 2 }\n"})
+    assert "alpha/prod1" in fine and not fine["alpha/prod1"].invalid  # the ext vars are given
+    broken = plan_of(tmp_path / "broken", with_jsonnet_hub(),
+                     {f"{C}/alpha/lib.libsonnet": "{ extra: 2 \n"})
+    problem, = broken["alpha/prod1"].invalid
+    assert problem.startswith(f"{C}/alpha/prod1.jsonnet: jsonnet render failed:")
+    assert "lib.libsonnet" in problem  # jsonnet names the file at fault
+
+
+def test_cli_plan_strict_reports_a_malformed_changed_values_file(tmp_path: Path) -> None:
+    origin = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(origin.root, tmp_path / "repo")
+    repo.write({f"{C}/gamma/research.values.yaml": "a: b: c\n"})
+    repo.commit("break")
+    assert hubtasks(repo.root, "plan", "--base", "main").returncode == 0
+    strict = hubtasks(repo.root, "plan", "--base", "main", "--strict")
+    assert strict.returncode == 2 and "research.values.yaml:1:5: invalid YAML" in strict.stderr
+
+
+def test_check_config_takes_a_jsonnet_values_file_as_jsonnet_not_yaml(tmp_path: Path) -> None:
+    repo = GitRepo(tmp_path / "repo", with_jsonnet_hub())
+    check = hubtasks(repo.root, "check-config")
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_broken_chart_marks_only_the_releases_that_render_from_it(tmp_path: Path) -> None:
+    """daskhub's Chart.yaml unreadable: its hubs are invalid; basehub hubs and support plan."""
+    head = {"helm-charts/daskhub/Chart.yaml": "name: daskhub\ndependencies: [unclosed\n",
+            "helm-charts/basehub/templates/hub.yaml": "kind: Secret\n",
+            "helm-charts/support/templates/p.yaml": "kind: Secret\n"}
+    origin = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(origin.root, tmp_path / "repo")
+    repo.write(head)
+    repo.commit("break daskhub")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    dask = {"alpha/dask-staging", "alpha/prod2", "gamma/geo"}  # geo's override replaces basehub
+    assert {k for k, j in jobs.items() if j.chart == "daskhub"} == {*dask, "gamma/teach"}
+    for key in dask:
+        assert jobs[key].invalid == (
+            "helm-charts/daskhub/Chart.yaml:3:1: invalid YAML: did not find expected ',' or ']'",
+        ), key
+    # teach's chart_override replaces daskhub's own Chart.yaml: the broken one is not used
+    sound = {k for k, j in jobs.items() if j.chart != "daskhub"} | {"gamma/teach"}
+    assert {"alpha/prod1", "alpha/support", "beta/one", "gamma/support"} <= sound
+    assert not any(jobs[k].invalid for k in sound)
+    assert any(n.startswith("chart helm-charts/daskhub is broken") for n in plan.notes)
+    strict = hubtasks(repo.root, "plan", "--base", "main", "--strict")
+    assert strict.returncode == 2 and strict.stderr.count("daskhub/Chart.yaml:3:1") == 1
+    check = hubtasks(repo.root, "check-config")
+    assert check.returncode == 2 and check.stderr.count("daskhub/Chart.yaml:3:1") == 1
+
+
+def test_a_chart_dependency_outside_the_charts_folder_is_an_input(tmp_path: Path) -> None:
+    files = base_files()
+    files["helm-charts/support/Chart.yaml"] = {
+        "apiVersion": "v2", "name": "support", "version": "0.1.0",
+        "dependencies": [{"name": "common", "version": "0.1.0",
+                          "repository": "file://../../libcharts/common"}]}
+    files["libcharts/common/Chart.yaml"] = {"apiVersion": "v2", "name": "common",
+                                            "version": "0.1.0", "type": "library",
+                                            "dependencies": [{"name": "deeper", "version": "1",
+                                                              "repository": "file://../deeper"}]}
+    files["libcharts/common/templates/_x.tpl"] = "{{/* x */}}\n"
+    files["libcharts/deeper/Chart.yaml"] = {"apiVersion": "v2", "name": "deeper",
+                                            "version": "1", "type": "library"}
+    files["libcharts/deeper/templates/_y.tpl"] = "{{/* y */}}\n"
+    jobs = plan_of(tmp_path, files, {"libcharts/deeper/templates/_y.tpl": "{{/* z */}}\n"})
+    assert set(jobs) == {"alpha/support", "gamma/support"}
+    reasons = jobs["alpha/support"].reasons
+    assert any("chart deeper: templates/_y.tpl modified" in r for r in reasons)
+
+
+def test_a_missing_chart_values_file_marks_that_charts_releases_only(tmp_path: Path) -> None:
+    """chart_values belong to the chart's own releases: basehub's are not daskhub's."""
+    files = base_files()
+    files["hubtasks.yaml"] = {"chart_values": {"basehub": ["values.jsonnet"]}}
+    files["helm-charts/basehub/values.jsonnet"] = "{}\n"
+    jobs = plan_of(tmp_path, files, {"helm-charts/basehub/values.jsonnet": None})
+    problem = ("hubtasks.yaml: chart_values.basehub: helm-charts/basehub/values.jsonnet does "
+               "not exist")
+    assert jobs["alpha/prod1"].invalid == (problem,)
+    assert not jobs["alpha/prod2"].invalid  # daskhub: planned (its closure changed), sound

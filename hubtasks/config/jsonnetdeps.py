@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-# Files whose imports are followed (deploying/jsonnet.is_jsonnet is the narrower question of
+# Files whose imports are followed (config/jsonnet.is_jsonnet is the narrower question of
 # which values documents are rendered: `.jsonnet` only).
 IMPORTING_SUFFIXES = (".jsonnet", ".libsonnet")
 _IMPORT = re.compile(r"""\bimport(?:str|bin)?\s*(?:@?'([^'\n]+)'|@?"([^"\n]+)")""")

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from hubtasks.config.before import before_from_doc
-from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, file_dependencies, find_cycle
+from hubtasks.config.charts import (
+    CHART_FILE,
+    Chart,
+    chart_closure,
+    chart_from_doc,
+    file_dependencies,
+    find_cycle,
+)
 from hubtasks.config.health import health_check_from_doc
 from hubtasks.config.jsonnetdeps import jsonnet_imports
 from hubtasks.config.model import (
@@ -29,7 +36,15 @@ from hubtasks.config.model import (
     is_staging,
 )
 from hubtasks.config.paths import FileChecker, FsCache, override_path, repo_path
-from hubtasks.config.yamlfiles import ConfigError, key_path, read_yaml, schema_problems
+from hubtasks.config.yamlfiles import (
+    ConfigError,
+    SchemaError,
+    key_path,
+    read_yaml,
+    schema_definition,
+    schema_errors,
+    schema_problems,
+)
 from hubtasks.model import SUPPORT_RELEASE, HubtasksError, gc_paused
 
 # Helm release names are DNS-1123 labels of at most 53 characters.
@@ -78,48 +93,68 @@ def chart_values_problems(chart_values: Mapping[str, list[str]], rel: str) -> li
             if repo_path(".", path) is None]
 
 
-def missing_chart_values(root: Path, settings: Settings) -> list[str]:
-    """chart_values files that do not exist (named by their hubtasks.yaml key)."""
-    return [f"{SETTINGS_FILE}: chart_values.{chart}: {settings.chart_folder(chart)}/{rel} "
-            "does not exist" for chart, rels in settings.chart_values.items() for rel in rels
-            if not (root / settings.chart_folder(chart) / rel).is_file()]
+def missing_chart_values(root: Path, settings: Settings) -> ChartProblems:
+    """chart_values files that do not exist (named by their hubtasks.yaml key), by chart."""
+    out: ChartProblems = {}
+    for chart, rels in settings.chart_values.items():
+        folder = settings.chart_folder(chart)
+        for rel in rels:
+            if not (root / folder / rel).is_file():
+                out.setdefault(folder, []).append(
+                    f"{SETTINGS_FILE}: chart_values.{chart}: {folder}/{rel} does not exist")
+    return out
 
 
 # ---------------------------------------------------------------------------- charts
 
+ChartProblems = dict[str, list[str]]  # chart folder -> the problems it owns
 
-def load_charts(root: Path, settings: Settings, problems: list[str]) -> dict[str, Chart]:
-    """Every chart folder under charts_dir, keyed by its repo-relative folder."""
+
+def load_charts(root: Path, settings: Settings) -> tuple[dict[str, Chart], ChartProblems]:
+    """Every chart folder under charts_dir, and every folder a `file://` dependency reaches
+    from them (a library chart elsewhere in the repo is an input too), keyed by its
+    repo-relative folder; with the problems each folder owns."""
     charts: dict[str, Chart] = {}
+    problems: ChartProblems = {}
     base = root / settings.charts_dir
-    if not base.is_dir():
-        return charts
-    for entry in sorted(base.iterdir()):
-        rel = f"{settings.charts_dir}/{entry.name}"
-        if not (entry / CHART_FILE).is_file():
-            continue
+    pending = sorted(f"{settings.charts_dir}/{entry.name}" for entry in base.iterdir()
+                     if (entry / CHART_FILE).is_file()) if base.is_dir() else []
+    seen = set(pending)
+    while pending:
+        rel = pending.pop(0)
         try:
             doc = read_yaml(root, f"{rel}/{CHART_FILE}")
         except ConfigError as err:
-            problems.extend(err.problems)
+            problems.setdefault(rel, []).extend(err.problems)
             continue
-        charts[rel] = chart_from_doc(doc, rel)
-    problems += chart_graph_problems(root, charts)
-    return charts
+        charts[rel] = chart = chart_from_doc(doc, rel)
+        for dep in chart.file_deps:
+            if dep not in seen and (root / dep / CHART_FILE).is_file():
+                seen.add(dep)
+                pending.append(dep)
+    for folder, found in chart_graph_problems(root, charts).items():
+        problems.setdefault(folder, []).extend(found)
+    return charts, problems
 
 
-def chart_graph_problems(root: Path, charts: Mapping[str, Chart]) -> list[str]:
-    """`file://` dependencies that point nowhere, and a dependency cycle."""
-    problems = [f"{chart.folder}/{CHART_FILE}: dependency on {dep} (file://), which holds no "
-                f"{CHART_FILE}; fix the repository path"
-                for chart in charts.values() for dep in chart.file_deps
-                if dep not in charts and not (root / dep / CHART_FILE).is_file()]
+def chart_graph_problems(root: Path, charts: Mapping[str, Chart]) -> ChartProblems:
+    """`file://` dependencies that point nowhere, and a dependency cycle (each of its
+    charts owns it), by chart folder."""
+    out: ChartProblems = {}
+    for chart in charts.values():
+        for dep in chart.file_deps:
+            if dep not in charts and not (root / dep / CHART_FILE).is_file():
+                out.setdefault(chart.folder, []).append(
+                    f"{chart.folder}/{CHART_FILE}: dependency on {dep} (file://), which holds "
+                    f"no {CHART_FILE}; fix the repository path")
     cycle = find_cycle(charts)
     if cycle:
-        problems.append(f"{cycle[0]}/{CHART_FILE}: chart dependency cycle: "
-                        f"{' -> '.join(posixpath.basename(f) for f in cycle)}; remove one "
-                        "file:// dependency")
-    return problems
+        problem = (f"{cycle[0]}/{CHART_FILE}: chart dependency cycle: "
+                   f"{' -> '.join(posixpath.basename(f) for f in cycle)}; remove one "
+                   "file:// dependency")
+        for folder in cycle[:-1]:
+            out.setdefault(folder, []).append(problem)
+    return out
 
 
 # ---------------------------------------------------------------------------- clusters
@@ -150,8 +185,11 @@ class _ClusterLoader:
 
     def __init__(self, fs: FsCache, root: Path, settings: Settings,
                  charts: Mapping[str, Chart], folder_name: str, problems: list[str],
-                 tolerant: bool = False) -> None:
+                 tolerant: bool = False, chart_problems: ChartProblems | None = None,
+                 values_problems: ChartProblems | None = None) -> None:
         self.root, self.settings, self.charts = root, settings, charts
+        self.chart_problems = chart_problems or {}  # of each folder's Chart.yaml
+        self.values_problems = values_problems or {}  # of each chart's chart_values
         self.name = folder_name
         self.folder = f"{settings.clusters_dir}/{folder_name}"
         self.rel = f"{self.folder}/{CLUSTER_FILE}"
@@ -164,9 +202,10 @@ class _ClusterLoader:
         if not isinstance(doc, dict):
             self.problems.append(f"{self.rel}: expected a mapping at the top level")
             return None
-        before = len(self.problems)
-        self.problems.extend(schema_problems("cluster.schema.json", doc, self.rel))
-        if len(self.problems) > before:
+        errors = schema_errors("cluster.schema.json", doc)
+        cluster_wide, per_hub = shed_hub_errors(doc, errors)
+        if cluster_wide:
+            self.problems.extend(error.describe(self.rel, doc) for error in errors)
             return None
         if doc["name"] != self.name:
             self.problems.append(f"{self.rel}: name: {doc['name']!r} does not match its folder "
@@ -174,7 +213,7 @@ class _ClusterLoader:
         start = len(self.problems)
         creds, context = self.connection(doc)
         common = self.problems[start:]
-        hubs = self.hubs(doc.get("hubs") or [], doc, common)
+        hubs = self.hubs(doc.get("hubs") or [], doc, common, per_hub)
         mark = len(self.problems)
         support = self.support(doc)
         if common or len(self.problems) > mark:
@@ -187,10 +226,11 @@ class _ClusterLoader:
             return None
         files = doc["support"]["helm_chart_values_files"]
         values = self.check.files(self.folder, files, "support.helm_chart_values_files")
-        if not (self.root / self.settings.chart_folder(self.settings.support_chart)).is_dir():
-            self.problems.append(f"{self.rel}: support: chart folder "
-                                 f"{self.settings.chart_folder(self.settings.support_chart)} "
-                                 "does not exist (see support_chart in hubtasks.yaml)")
+        folder = self.settings.chart_folder(self.settings.support_chart)
+        if not (self.root / folder).is_dir():
+            self.problems.append(f"{self.rel}: support: chart folder {folder} does not exist "
+                                 "(see support_chart in hubtasks.yaml)")
+        self.problems.extend(self.problems_of_charts(folder))
         return Support(values_files=values,
                        jsonnet_imports=jsonnet_imports(self.root, values, self.imports))
 
@@ -204,14 +244,16 @@ class _ClusterLoader:
         context = block.get("context") if provider == "kubeconfig" else None
         return ((path,) if path else ()), context
 
-    def hubs(self, entries: list[dict[str, Any]], doc: Any,
-             common: list[str]) -> tuple[Hub, ...]:
+    def hubs(self, entries: list[dict[str, Any]], doc: Any, common: list[str],
+             shed: Mapping[int, tuple[list[SchemaError], set[Any]]]) -> tuple[Hub, ...]:
         seen: set[str] = set()
         hubs = []
         for index, entry in enumerate(entries):
             where = key_path(["hubs", index], doc)
             mark = len(self.problems)
-            hub = self.hub(entry, where)
+            errors, drop = shed.get(index, ([], set()))
+            self.problems.extend(error.describe(self.rel, doc) for error in errors)
+            hub = self.hub(entry, where, drop)
             if common or len(self.problems) > mark:
                 self.invalid[(self.name, entry["name"])] = (*common, *self.problems[mark:])
             if entry["name"] in seen:
@@ -221,7 +263,9 @@ class _ClusterLoader:
                 hubs.append(hub)
         return tuple(hubs)
 
-    def hub(self, entry: dict[str, Any], where: str) -> Hub | None:
+    def hub(self, original: dict[str, Any], where: str, drop: set[Any]) -> Hub | None:
+        """A hub from its entry, without the keys `drop` names (they failed the schema)."""
+        entry = {k: v for k, v in original.items() if k not in drop} if drop else original
         name = entry["name"]
         problem = release_name_problem(name)
         if problem:
@@ -230,19 +274,32 @@ class _ClusterLoader:
             self.problems.append(f"{self.rel}: {where}.name: {name!r} is reserved for the "
                                  "cluster's support release")
         chart = entry["helm_chart"]
-        if self.settings.chart_folder(chart) not in self.charts:
-            self.problems.append(f"{self.rel}: {where}.helm_chart: chart "
-                                 f"{self.settings.chart_folder(chart)} does not exist")
+        folder = self.settings.chart_folder(chart)
+        if folder not in self.charts and folder not in self.chart_problems:
+            self.problems.append(f"{self.rel}: {where}.helm_chart: chart {folder} does not "
+                                 "exist")
         values = self.check.files(self.folder, entry["helm_chart_values_files"],
                                   f"{where}.helm_chart_values_files")
         override = self.optional(entry, "chart_override", where, override_path)
         domain_file = self.optional(entry, "domain_override_file", where, repo_path)
         deps, replaced = self.override_deps(override, chart)
+        self.problems.extend(self.problems_of_charts(folder, deps, replaced))
         return Hub(name=name, cluster=self.name, chart=chart, domain=entry["domain"],
                    values_files=values, staging=is_staging(entry), chart_override=override,
                    domain_override_file=domain_file, display_name=entry.get("display_name", ""),
-                   override_deps=deps, override_chart=replaced, entry=entry,
+                   override_deps=deps, override_chart=replaced, entry=original,
                    jsonnet_imports=jsonnet_imports(self.root, values, self.imports))
+
+    def problems_of_charts(self, folder: str, deps: tuple[str, ...] | None = None,
+                           replaced: str | None = None) -> list[str]:
+        """The problems of what a release renders from: the Chart.yaml of each folder in its
+        chart's closure but the one its chart_override replaces, its chart's chart_values."""
+        if not self.chart_problems and not self.values_problems:  # nearly always
+            return []
+        overridden = (replaced or folder) if deps is not None else None
+        closure = chart_closure(self.charts, folder, deps, replaced)
+        return [*(p for f in closure if f != overridden for p in self.chart_problems.get(f, ())),
+                *self.values_problems.get(folder, ())]
 
     def override_deps(self, override: str | None,
                       chart: str) -> tuple[tuple[str, ...] | None, str | None]:
@@ -270,10 +327,48 @@ class _ClusterLoader:
         return self.check.file(self.folder, entry[key], f"{where}.{key}", join=join)
 
 
+def shed_hub_errors(doc: Mapping[str, Any], errors: Sequence[SchemaError]
+                    ) -> tuple[list[SchemaError], dict[int, tuple[list[SchemaError], set[Any]]]]:
+    """Split schema errors into the cluster's and those a hub entry can shed.
+
+    A hub entry with an unknown key or a malformed optional one is still a hub: it loads
+    without the offending keys and is marked invalid, so the cluster's other releases plan
+    and deploy. Any other error (a required key missing or malformed, a problem outside
+    the hubs) leaves the whole cluster.yaml unusable. Returns (the cluster's errors,
+    hub index -> (its errors, keys to drop)).
+    """
+    if not errors:  # nearly always
+        return [], {}
+    definition = schema_definition("cluster.schema.json", "hub")
+    known, required = set(definition["properties"]), set(definition["required"])
+    hubs = doc.get("hubs")
+    entries = hubs if isinstance(hubs, list) else []
+    cluster_wide: list[SchemaError] = []
+    per_hub: dict[int, tuple[list[SchemaError], set[Any]]] = {}
+    for error in errors:
+        path = error.path
+        index = path[1] if len(path) >= 2 and path[0] == "hubs" else None
+        entry = entries[index] if isinstance(index, int) and index < len(entries) else None
+        drop: set[Any] = set()
+        if isinstance(entry, dict) and isinstance(entry.get("name"), str) and entry["name"]:
+            if len(path) == 2 and error.rule == "additionalProperties":
+                drop = set(entry) - known
+            elif len(path) > 2 and path[2] not in required:
+                drop = {path[2]}
+        if not drop or not isinstance(index, int):
+            cluster_wide.append(error)
+            continue
+        owned, keys = per_hub.setdefault(index, ([], set()))
+        owned.append(error)
+        keys |= drop
+    return cluster_wide, per_hub
+
+
 def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[str, Chart],
                  name: str, problems: list[str],
-                 invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = None
-                 ) -> Cluster | None:
+                 invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = None,
+                 chart_problems: ChartProblems | None = None,
+                 values_problems: ChartProblems | None = None) -> Cluster | None:
     """Load and check one cluster folder; problems are appended, never raised.
 
     With `invalid` (a tolerant load), each release's own problems are recorded there too.
@@ -289,7 +384,8 @@ def load_cluster(fs: FsCache, root: Path, settings: Settings, charts: Mapping[st
         problems.extend(err.problems)
         return None
     loader = _ClusterLoader(fs, root, settings, charts, name, problems,
-                            tolerant=invalid is not None)
+                            tolerant=invalid is not None, chart_problems=chart_problems,
+                            values_problems=values_problems)
     cluster = loader.load(doc)
     if invalid is not None:
         invalid.update(loader.invalid)
@@ -317,13 +413,18 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
 
     `clusters` limits loading to some cluster folders (CI legs only need their own).
     `tolerant` (planning) raises only for repo-wide problems: a release's own problems go
-    to `RepoConfig.invalid`, a cluster whose cluster.yaml can't be used to `broken`.
+    to `RepoConfig.invalid` (a broken chart's to every release rendering from it), a
+    cluster whose cluster.yaml can't be used to `broken`.
     """
     root = Path(root).resolve()
     settings = load_settings(root)
-    problems: list[str] = []
-    charts = load_charts(root, settings, problems)
-    problems += missing_chart_values(root, settings)
+    charts, chart_problems = load_charts(root, settings)
+    values_problems = missing_chart_values(root, settings)
+    by_folder: ChartProblems = {}
+    for source in (chart_problems, values_problems):
+        for folder, found in source.items():
+            by_folder.setdefault(folder, []).extend(found)
+    problems = [p for found in by_folder.values() for p in found]
     names = cluster_folders(root, settings)
     if clusters is not None:
         wanted = set(clusters)
@@ -336,11 +437,10 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
     fs = FsCache(root)
     invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = {} if tolerant else None
     broken: dict[str, tuple[str, ...]] = {}
-    if tolerant and problems:  # chart problems concern every release
-        raise ConfigError(problems)
     for name in names:
         mark = len(problems)
-        cluster = load_cluster(fs, root, settings, charts, name, problems, invalid)
+        cluster = load_cluster(fs, root, settings, charts, name, problems, invalid,
+                               chart_problems, values_problems)
         if cluster is not None:
             loaded[name] = cluster
             if invalid is not None:
@@ -348,6 +448,7 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
         elif len(problems) > mark:
             broken[name] = tuple(problems[mark:])
     if problems and invalid is None:
-        raise ConfigError(problems)
+        raise ConfigError(dict.fromkeys(problems))  # a chart's problems once, not per release
     return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
-                      invalid=invalid or {}, broken=broken)
+                      invalid=invalid or {}, broken=broken,
+                      chart_problems={k: tuple(v) for k, v in by_folder.items()})

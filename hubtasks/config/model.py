@@ -117,6 +117,7 @@ class RepoConfig:
     # (cluster, hub or None for support), and clusters whose cluster.yaml can't be used
     invalid: Mapping[tuple[str, str | None], tuple[str, ...]] = field(default_factory=dict)
     broken: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    chart_problems: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by folder
 
     def cluster(self, name: str) -> Cluster:
         try:

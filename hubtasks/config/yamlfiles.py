@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,14 +34,23 @@ class ConfigError(HubtasksError):
 
 def read_yaml(root: Path, rel: str) -> Any:
     """Parse one YAML file, turning syntax errors into a message with its line."""
+    return parse_yaml(read_text(root, rel), rel)
+
+
+def read_text(root: Path, rel: str) -> str:
+    """A config file's text; a ConfigError naming it when it can't be read.
+
+    A string path, not pathlib: a plan reads thousands of small files, and joining
+    Paths cost more than parsing them.
+    """
     try:
-        text = (root / rel).read_text(encoding="utf-8")
+        with open(f"{root}/{rel}", encoding="utf-8") as file:
+            return file.read()
     except OSError as err:
         raise ConfigError([f"{rel}: cannot read: {err.strerror}"]) from None
     except UnicodeDecodeError as err:
         raise ConfigError([f"{rel}: not valid UTF-8 (byte {err.start}): save it as UTF-8"]) \
             from None
-    return parse_yaml(text, rel)
 
 
 def parse_yaml(text: str, rel: str) -> Any:
@@ -101,8 +111,20 @@ def key_path(parts: Iterable[str | int], doc: Any = None) -> str:
     return out or "(top level)"
 
 
-def schema_problems(schema: str, doc: Any, rel: str) -> list[str]:
-    """Every schema violation of `doc`, each naming file and key path.
+@dataclass(frozen=True)
+class SchemaError:
+    """One schema violation: where (a key path into the document), which rule, and why."""
+
+    path: tuple[str | int, ...]
+    rule: str  # the JSON Schema keyword that failed: "required", "additionalProperties"...
+    message: str
+
+    def describe(self, rel: str, doc: Any) -> str:
+        return f"{rel}: {key_path(self.path, doc)}: {self.message}"
+
+
+def schema_errors(schema: str, doc: Any) -> list[SchemaError]:
+    """Every schema violation of `doc`, sorted by key path.
 
     The compiled validator answers the common, valid case fast; only an invalid
     document pays for jsonschema, which lists every error with its path.
@@ -113,4 +135,15 @@ def schema_problems(schema: str, doc: Any, rel: str) -> list[str]:
     except fastjsonschema.JsonSchemaException:
         pass
     errors = sorted(_validator(schema).iter_errors(doc), key=lambda e: list(map(str, e.path)))
-    return [f"{rel}: {key_path(e.absolute_path, doc)}: {e.message}" for e in errors]
+    return [SchemaError(tuple(e.absolute_path), str(e.validator), e.message) for e in errors]
+
+
+def schema_problems(schema: str, doc: Any, rel: str) -> list[str]:
+    """Every schema violation of `doc`, each naming file and key path."""
+    return [error.describe(rel, doc) for error in schema_errors(schema, doc)]
+
+
+def schema_definition(schema: str, name: str) -> Mapping[str, Any]:
+    """One entry of a bundled schema's `definitions` (e.g. cluster.yaml's `hub`)."""
+    definition: Mapping[str, Any] = _schema(schema)["definitions"][name]
+    return definition

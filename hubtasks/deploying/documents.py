@@ -3,7 +3,7 @@
 Order (2i2c's `Hub.deploy` and `Cluster.deploy_support`): the chart's values.yaml (helm's
 implicit default, not passed), the chart's own documents (`chart_values`, by default its
 values.jsonnet), then the release's `helm_chart_values_files`. Encrypted documents are
-decrypted; `.jsonnet` ones are rendered with the release's context (deploying/jsonnet.py).
+decrypted; `.jsonnet` ones are rendered with the release's context (config/jsonnet.py).
 Every decrypted or rendered copy lives in a private folder for the `with` block only.
 """
 
@@ -15,9 +15,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hubtasks.config.domains import hub_domain
+from hubtasks.config.jsonnet import RENDERER, JsonnetRenderer, is_jsonnet, release_context
 from hubtasks.config.model import RepoConfig
-from hubtasks.deploying.domains import hub_domain
-from hubtasks.deploying.jsonnet import RENDERER, JsonnetRenderer, is_jsonnet, release_context
 from hubtasks.files import write_private
 from hubtasks.model import Job
 from hubtasks.secrets import (

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubtasks import proc
+from hubtasks.config.domains import hub_domain
 from hubtasks.config.health import HealthCheck
 from hubtasks.config.model import RepoConfig
-from hubtasks.deploying.domains import hub_domain
 from hubtasks.deploying.probe import get
 from hubtasks.model import Job
 from hubtasks.options import DeployOptions

@@ -73,6 +73,16 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 # ---------------------------------------------------------------------------- change index
 
 
+def chart_input_folders(config: RepoConfig) -> set[str]:
+    """Every folder a release can render from: the charts, what their `file://` dependencies
+    and chart_overrides' point at, the hubs' and the support chart's (a broken chart's too)."""
+    charts = {h.chart for h in config.hubs()}  # a few charts, thousands of hubs
+    overrides = {h.override_deps for h in config.hubs() if h.override_deps}
+    return {*config.charts, *(d for c in config.charts.values() for d in c.file_deps),
+            *(d for deps in overrides for d in deps), *config.chart_problems,
+            *(config.settings.chart_folder(c) for c in {*charts, config.settings.support_chart})}
+
+
 class ChangeIndex:
     """Changed paths indexed by file, chart folder and glob, built once per plan."""
 
@@ -82,8 +92,7 @@ class ChangeIndex:
             for path in change.paths():
                 self.by_path[path] = change
         self.by_folder: dict[str, list[str]] = defaultdict(list)
-        charts = {h.chart for h in config.hubs()}  # a few charts, thousands of hubs
-        folders = set(config.charts) | {config.settings.chart_folder(c) for c in charts}
+        folders = chart_input_folders(config)
         for path in sorted(self.by_path):
             parts = path.split("/")
             for depth in range(1, len(parts)):
@@ -291,6 +300,9 @@ def build_plan(config: RepoConfig, request: PlanRequest) -> Plan:
                   if label.startswith("deployer:") and label not in KNOWN_LABELS)
     notes += tuple(f"cluster {name!r} not planned: {problem}"
                    for name, problems in sorted(config.broken.items()) for problem in problems)
+    notes += tuple(f"chart {folder} is broken (its releases are invalid): {problem}"
+                   for folder, problems in sorted(config.chart_problems.items())
+                   for problem in problems)
     return Plan(base=request.base, head=request.head,
                 jobs=tuple(sorted(jobs, key=Job.sort_key)),
                 removed=tuple(sorted(planner.removed, key=lambda r: (r.cluster, r.hub or ""))),

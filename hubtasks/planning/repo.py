@@ -14,6 +14,7 @@ from hubtasks.model import Plan
 from hubtasks.options import PlanOptions
 from hubtasks.planning.changes import ChangedFile, ChangeSet, files_from_list
 from hubtasks.planning.git import Git, base_texts, changed_files
+from hubtasks.planning.inputs import changed_input_problems, with_input_problems
 from hubtasks.planning.planfile import new_plan_id
 from hubtasks.planning.planner import PlanRequest, build_plan, changed_cluster_files
 from hubtasks.planning.semantics import UNKNOWN
@@ -68,8 +69,10 @@ def read_base_settings(repo: Path, changes: Iterable[ChangedFile],
 
 def invalid_problems(config: RepoConfig) -> list[str]:
     """Every problem a tolerant load recorded (for `plan --strict`)."""
-    return [*(p for ps in config.broken.values() for p in ps),
-            *(p for ps in config.invalid.values() for p in ps)]
+    found = [*(p for ps in config.chart_problems.values() for p in ps),
+             *(p for ps in config.broken.values() for p in ps),
+             *(p for ps in config.invalid.values() for p in ps)]
+    return list(dict.fromkeys(found))
 
 
 def plan_repo(repo: Path | str, options: PlanOptions,
@@ -78,6 +81,7 @@ def plan_repo(repo: Path | str, options: PlanOptions,
     repo = Path(repo).resolve()
     config = config or load_config(repo, tolerant=True)
     changes = find_changes(repo, options)
+    config = with_input_problems(config, changed_input_problems(config, changes.files))
     request = PlanRequest(changes=changes.files, base=changes.base, head=changes.head,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),
                           labels=frozenset(options.labels), everything=options.everything,

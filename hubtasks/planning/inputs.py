@@ -1,0 +1,114 @@
+"""What a plan reads of the changed release inputs, so a broken one is marked before deploying.
+
+Loading checks that every listed file exists; it does not read them. A plan reads the
+*changed* values files of each release (a plan costs in proportion to its change, not its
+repo): malformed YAML, a secret-named file that is not sops-encrypted, and a release's own
+`.jsonnet` document that fails to render (rendered again when a file it imports changed)
+make the release invalid, as a missing file does (planner.py then plans it with its
+problems, and its deploy job fails without calling helm). Encrypted files are not decrypted:
+a plan needs no keys. A chart's own documents (its values.jsonnet) are rendered by `validate`
+and, in a deploy, by the canary first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+
+from hubtasks.config.domains import hub_domain
+from hubtasks.config.jsonnet import RENDERER, is_jsonnet, release_context
+from hubtasks.config.model import Hub, RepoConfig
+from hubtasks.config.valuefiles import values_file_problems
+from hubtasks.model import HubtasksError
+from hubtasks.planning.changes import ChangedFile
+from hubtasks.secrets import is_sops_encrypted, needs_decrypting
+
+Key = tuple[str, str | None]  # (cluster, hub or None for support)
+
+
+def _releases(config: RepoConfig) -> Iterator[tuple[Key, Hub | None, tuple[str, ...],
+                                                    tuple[str, ...]]]:
+    """(key, hub, values files, jsonnet imports) of every release."""
+    for name, cluster in config.clusters.items():
+        if cluster.support is not None:
+            yield ((name, None), None, cluster.support.values_files,
+                   cluster.support.jsonnet_imports)
+        for hub in cluster.hubs:
+            yield (name, hub.name), hub, hub.values_files, hub.jsonnet_imports
+
+
+class _Checks:
+    """Each file checked once, each jsonnet document rendered once per release context."""
+
+    def __init__(self, config: RepoConfig) -> None:
+        self.config = config
+        self.files: dict[str, list[str]] = {}
+
+    def file(self, rel: str) -> list[str]:
+        if rel not in self.files:
+            self.files[rel] = values_file_problems(self.config.root, rel)
+        return self.files[rel]
+
+    def render(self, key: Key, hub: Hub | None, rel: str) -> list[str]:
+        path = self.config.root / rel
+        if not path.is_file() or is_sops_encrypted(path):
+            return []  # missing: load's problem; encrypted: rendered at deploy, with keys
+        try:
+            domain = self.domain(hub)
+            RENDERER.render(path, release_context(self.config, key[0], key[1], domain),
+                            rel=rel)
+        except HubtasksError as err:
+            return [str(err)]
+        return []
+
+    def domain_problems(self, hub: Hub) -> list[str]:
+        try:
+            self.domain(hub)
+        except HubtasksError as err:
+            return [str(err)]
+        return []
+
+    def domain(self, hub: Hub | None) -> str | None:
+        """The hub's domain; an encrypted override stays unread (its entry's domain)."""
+        if hub is None:
+            return None
+        override = hub.domain_override_file
+        if override and needs_decrypting(self.config.root / override):
+            return hub.domain
+        return hub_domain(self.config, hub, sops=None, env={})
+
+
+def changed_input_problems(config: RepoConfig,
+                           changes: Iterable[ChangedFile]) -> dict[Key, tuple[str, ...]]:
+    """Problems of the changed values documents, per release whose documents changed."""
+    changed = {c.path for c in changes if c.status != "D"}
+    if not changed:
+        return {}
+    checks = _Checks(config)
+    out: dict[Key, tuple[str, ...]] = {}
+    for key, hub, files, imports in _releases(config):
+        touched = [rel for rel in files if rel in changed]
+        imported = bool(imports) and any(rel in changed for rel in imports)
+        if not touched and not imported:
+            continue
+        problems = [p for rel in touched for p in checks.file(rel)]
+        if hub is not None and hub.domain_override_file in changed:
+            problems += checks.domain_problems(hub)
+        rerender = [rel for rel in files if is_jsonnet(rel) and (imported or rel in touched)]
+        problems += [p for rel in rerender if not checks.file(rel)
+                     for p in checks.render(key, hub, rel)]
+        if problems:
+            out[key] = tuple(dict.fromkeys(problems))
+    return out
+
+
+def with_input_problems(config: RepoConfig,
+                        problems: Mapping[Key, tuple[str, ...]]) -> RepoConfig:
+    """The config with `problems` added to its releases' invalid marks."""
+    if not problems:
+        return config
+    invalid = dict(config.invalid)
+    for key, found in problems.items():
+        invalid[key] = tuple(dict.fromkeys((*invalid.get(key, ()), *found)))
+    return replace(config, invalid=invalid)
+
