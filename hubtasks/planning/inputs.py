@@ -12,8 +12,9 @@ and, in a deploy, by the canary first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 
 from hubtasks.config.domains import hub_domain
 from hubtasks.config.jsonnet import RENDERER, is_jsonnet, release_context
@@ -21,9 +22,17 @@ from hubtasks.config.model import Hub, RepoConfig
 from hubtasks.config.valuefiles import values_file_problems
 from hubtasks.model import HubtasksError
 from hubtasks.planning.changes import ChangedFile
+from hubtasks.planning.planner import Key
 from hubtasks.secrets import is_sops_encrypted, needs_decrypting
 
-Key = tuple[str, str | None]  # (cluster, hub or None for support)
+
+def _caught(check: Callable[[], object]) -> list[str]:
+    """The error a check raises, as a problem list (empty when it passes)."""
+    try:
+        check()
+    except HubtasksError as err:
+        return [str(err)]
+    return []
 
 
 def _releases(config: RepoConfig) -> Iterator[tuple[Key, Hub | None, tuple[str, ...],
@@ -53,20 +62,8 @@ class _Checks:
         path = self.config.root / rel
         if not path.is_file() or is_sops_encrypted(path):
             return []  # missing: load's problem; encrypted: rendered at deploy, with keys
-        try:
-            domain = self.domain(hub)
-            RENDERER.render(path, release_context(self.config, key[0], key[1], domain),
-                            rel=rel)
-        except HubtasksError as err:
-            return [str(err)]
-        return []
-
-    def domain_problems(self, hub: Hub) -> list[str]:
-        try:
-            self.domain(hub)
-        except HubtasksError as err:
-            return [str(err)]
-        return []
+        return _caught(lambda: RENDERER.render(
+            path, release_context(self.config, key[0], key[1], self.domain(hub)), rel=rel))
 
     def domain(self, hub: Hub | None) -> str | None:
         """The hub's domain; an encrypted override stays unread (its entry's domain)."""
@@ -93,7 +90,7 @@ def changed_input_problems(config: RepoConfig,
             continue
         problems = [p for rel in touched for p in checks.file(rel)]
         if hub is not None and hub.domain_override_file in changed:
-            problems += checks.domain_problems(hub)
+            problems += _caught(partial(checks.domain, hub))
         rerender = [rel for rel in files if is_jsonnet(rel) and (imported or rel in touched)]
         problems += [p for rel in rerender if not checks.file(rel)
                      for p in checks.render(key, hub, rel)]
