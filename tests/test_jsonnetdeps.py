@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+from hubtasks.config.jsonnet import JsonnetRenderer
 from hubtasks.config.jsonnetdeps import jsonnet_imports
 
 
@@ -28,3 +30,24 @@ def test_imports_are_followed_resolved_and_kept_inside_the_repo(tmp_path: Path) 
 
 def test_a_missing_jsonnet_file_has_no_imports(tmp_path: Path) -> None:
     assert jsonnet_imports(tmp_path, ["gone.jsonnet"]) == ()
+
+
+def test_a_render_is_not_reused_once_a_file_it_imports_changed(tmp_path: Path) -> None:
+    """The renderer's cache keys each render by the files it imports too, found as jsonnet
+    finds them: next to the importing file, else in the rendered file's folder."""
+    write(tmp_path, {"c/hub.jsonnet": "(import 'lib/a.libsonnet') + (import 'top.libsonnet')",
+                     "c/lib/a.libsonnet": "{ a: import 'b.libsonnet' }",
+                     "c/lib/b.libsonnet": "1", "c/top.libsonnet": "{ t: 1 }"})
+    renderer, hub = JsonnetRenderer(), tmp_path / "c/hub.jsonnet"
+
+    def render() -> object:
+        return json.loads(renderer.render(hub, {}, rel="c/hub.jsonnet"))
+
+    assert render() == {"a": 1, "t": 1}
+    assert render() == {"a": 1, "t": 1} and renderer.renders == 1  # cached
+    write(tmp_path, {"c/lib/b.libsonnet": "2"})
+    assert render() == {"a": 2, "t": 1}
+    (tmp_path / "c/lib/top.libsonnet").write_text("{ t: 'shadowing' }", encoding="utf-8")
+    assert render() == {"a": 2, "t": 1} and renderer.renders == 2  # jsonnet takes c/top's
+    write(tmp_path, {"c/top.libsonnet": "{ t: 3 }"})
+    assert render() == {"a": 2, "t": 3} and renderer.renders == 3

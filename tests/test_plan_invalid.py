@@ -11,7 +11,10 @@ from gitrepo import GitRepo
 from test_cli_plan import hubtasks
 from test_plan import base_files, job_ids
 
-from hubtasks.model import Job
+from hubtasks.config.jsonnet import RENDERER
+from hubtasks.config.load import load_config
+from hubtasks.deploying.values import release_digest
+from hubtasks.model import Job, Stage
 from hubtasks.options import PlanOptions
 from hubtasks.planning.planfile import load_plan
 from hubtasks.planning.repo import plan_repo
@@ -280,3 +283,101 @@ def test_a_missing_chart_values_file_marks_that_charts_releases_only(tmp_path: P
                "not exist")
     assert jobs["alpha/prod1"].invalid == (problem,)
     assert not jobs["alpha/prod2"].invalid  # daskhub: planned (its closure changed), sound
+
+
+BASEHUB_JSONNET = "helm-charts/basehub/values.jsonnet"
+BASEHUB_HUBS = {"alpha/staging", "alpha/prod1", "beta/one", "beta/two", "beta/staging-docs",
+                "gamma/canary", "gamma/research"}
+DASKHUB_HUBS = {"alpha/dask-staging", "alpha/prod2", "gamma/teach", "gamma/geo"}
+
+
+def with_chart_jsonnet(tmp_path: Path) -> GitRepo:
+    """The base repo with 2i2c's chart documents: basehub's values.jsonnet importing a library
+    outside the charts, and daskhub's values.jsonnet a symlink to it."""
+    files = base_files()
+    files[BASEHUB_JSONNET] = ("local lib = import '../../lib/common.libsonnet';\n"
+                              "{ hub: std.extVar('HUBTASKS_HUB_NAME') } + lib\n")
+    files["lib/common.libsonnet"] = "{ common: 1 }\n"
+    origin = GitRepo(tmp_path / "origin", files)
+    (origin.root / "helm-charts/daskhub/values.jsonnet").symlink_to("../basehub/values.jsonnet")
+    origin.commit("daskhub renders basehub's values.jsonnet")
+    return GitRepo.clone(origin.root, tmp_path / "repo")
+
+
+def plan_after(repo: GitRepo, files: dict[str, object]) -> dict[str, Job]:
+    repo.write(files)
+    repo.commit("change")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    return {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+
+
+def test_a_sound_chart_jsonnet_edit_is_rendered_once(tmp_path: Path,
+                                                     monkeypatch: Any) -> None:
+    renders: list[tuple[str, str]] = []
+    real = RENDERER.render
+
+    def counted(path: Path, context: dict[str, str], *, rel: str) -> Any:
+        renders.append((rel, context["HUBTASKS_HUB_NAME"]))
+        return real(path, context, rel=rel)
+
+    monkeypatch.setattr(RENDERER, "render", counted)
+    jobs = plan_after(with_chart_jsonnet(tmp_path), {
+        BASEHUB_JSONNET: "{ hub: std.extVar('HUBTASKS_HUB_NAME'), edited: true }\n"})
+    assert set(jobs) == BASEHUB_HUBS | DASKHUB_HUBS  # daskhub's closure holds basehub
+    assert not any(j.invalid for j in jobs.values())
+    # one render for basehub's document, one for daskhub's (the symlink's target changed)
+    assert renders == [(BASEHUB_JSONNET, "staging"),
+                       ("helm-charts/daskhub/values.jsonnet", "dask-staging")]
+
+
+def test_a_broken_chart_jsonnet_marks_every_release_it_breaks(tmp_path: Path) -> None:
+    jobs = plan_after(with_chart_jsonnet(tmp_path), {BASEHUB_JSONNET: "{ hub: \n"})
+    for key in BASEHUB_HUBS:
+        problem, = jobs[key].invalid
+        assert problem.startswith(f"{BASEHUB_JSONNET}: jsonnet render failed:"), key
+    for key in DASKHUB_HUBS:  # the symlink evaluates the same broken text
+        problem, = jobs[key].invalid
+        assert problem.startswith("helm-charts/daskhub/values.jsonnet: jsonnet render failed")
+    assert "alpha/support" not in jobs  # the support chart has no such document
+
+
+def test_a_context_dependent_chart_jsonnet_error_marks_only_those_releases(
+        tmp_path: Path) -> None:
+    """The first release's render fails, so each release is rendered with its own context."""
+    text = ("local name = std.extVar('HUBTASKS_HUB_NAME');\n"
+            "if std.length(std.findSubstr('staging', name)) > 0 then error 'no staging: ' + name"
+            " else { hub: name }\n")
+    jobs = plan_after(with_chart_jsonnet(tmp_path), {BASEHUB_JSONNET: text})
+    broken = {k for k, j in jobs.items() if j.invalid}
+    assert broken == {"alpha/staging", "beta/staging-docs", "alpha/dask-staging"}
+    assert "no staging: beta/staging-docs" not in str(jobs["beta/staging-docs"].invalid)
+    assert "no staging: staging-docs" in jobs["beta/staging-docs"].invalid[0]
+
+
+def test_a_chart_jsonnet_import_outside_the_charts_is_an_input(tmp_path: Path) -> None:
+    repo = with_chart_jsonnet(tmp_path)
+    config_before = load_config(repo.root)
+    job = Job(stage=Stage.PROD, cluster="alpha", hub="prod1", chart="basehub")
+    before = release_digest(config_before, job)
+    jobs = plan_after(repo, {"lib/common.libsonnet": "{ common: 2 }\n"})
+    assert set(jobs) == BASEHUB_HUBS | DASKHUB_HUBS
+    assert "chart basehub jsonnet import lib/common.libsonnet modified" in \
+        jobs["alpha/prod1"].reasons
+    assert "chart daskhub jsonnet import lib/common.libsonnet modified" in \
+        jobs["alpha/prod2"].reasons
+    assert not any(j.invalid for j in jobs.values())
+    assert release_digest(load_config(repo.root), job) != before
+    broken = plan_after(repo, {"lib/common.libsonnet": "{ common: \n"})
+    assert all(j.invalid for j in broken.values())
+    assert "lib/common.libsonnet" in broken["alpha/prod1"].invalid[0]
+
+
+def test_a_chart_yaml_document_is_read_when_it_changed(tmp_path: Path) -> None:
+    files = base_files()
+    files["hubtasks.yaml"] = {"chart_values": {"support": ["extra.values.yaml"]}}
+    files["helm-charts/support/extra.values.yaml"] = "a: 1\n"
+    jobs = plan_of(tmp_path, files, {"helm-charts/support/extra.values.yaml": "a: [1\n"})
+    assert set(jobs) == {"alpha/support", "gamma/support"}
+    for job in jobs.values():
+        problem, = job.invalid
+        assert problem.startswith("helm-charts/support/extra.values.yaml:2:1: invalid YAML")

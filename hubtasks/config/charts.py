@@ -8,7 +8,7 @@ deploying builds dependencies first (`build_order`); loading refuses cycles (`fi
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -149,3 +149,9 @@ def find_cycle(charts: Mapping[str, Chart]) -> list[str] | None:
         if cycle:
             return cycle
     return None
+
+
+def outside_folders(paths: Iterable[str], folders: Iterable[str]) -> list[str]:
+    """The paths that lie in none of `folders` (a chart closure's files are inputs already)."""
+    prefixes = tuple(f"{folder}/" for folder in folders)
+    return [p for p in paths if not p.startswith(prefixes)]

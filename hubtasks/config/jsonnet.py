@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hubtasks.config.jsonnetdeps import imported_digests
 from hubtasks.config.model import Cluster, RepoConfig
 from hubtasks.model import HubtasksError
 
@@ -61,16 +63,29 @@ def release_context(config: RepoConfig, cluster: str, hub: str | None,
     return out
 
 
+def _text_link(path: Path, text: str) -> Path | None:
+    """The target a text "symlink" names (one short line naming a jsonnet file), else None."""
+    line = text.strip()
+    if len(line) > _LINK_MAX or "\n" in line or not line or not is_jsonnet(line):
+        return None
+    target = path.parent / line
+    return target if target.is_file() else None
+
+
 def jsonnet_source(path: Path) -> str:
     """The text to evaluate: the file's, or its target's when it is a text "symlink"."""
     text = path.read_text(encoding="utf-8")
-    line = text.strip()
-    if path.is_symlink() or len(line) > _LINK_MAX or "\n" in line or not line:
-        return text
-    target = path.parent / line
-    if is_jsonnet(line) and target.is_file():
-        return target.read_text(encoding="utf-8")
-    return text
+    target = None if path.is_symlink() else _text_link(path, text)
+    return target.read_text(encoding="utf-8") if target else text
+
+
+def source_file(path: Path) -> Path:
+    """The file whose text is evaluated: a symlink's or a text "symlink"'s target, else `path`
+    (a release input when it lies elsewhere: editing it changes what renders)."""
+    if path.is_symlink():
+        return Path(os.path.realpath(path))
+    target = _text_link(path, path.read_text(encoding="utf-8", errors="replace"))
+    return Path(os.path.realpath(target)) if target else path
 
 
 def _error(rel: str, err: Exception) -> HubtasksError:
@@ -80,7 +95,7 @@ def _error(rel: str, err: Exception) -> HubtasksError:
 
 
 class JsonnetRenderer:
-    """Renders jsonnet files to JSON text, each (file, source, context) once per run.
+    """Renders jsonnet files to JSON text, each (file, source, imports, context) once per run.
 
     Thread-safe: workers share one renderer; a render runs outside the lock (the bindings
     release nothing global), a second request for the same key waits for the first.
@@ -100,8 +115,8 @@ class JsonnetRenderer:
         `path` is absolute and unresolved (std.thisFile); `rel` names it in errors.
         """
         text = jsonnet_source(path) if source is None else source
-        key = hashlib.sha256(json.dumps([str(path), text, sorted(context.items())])
-                             .encode()).hexdigest()
+        key = hashlib.sha256(json.dumps([str(path), text, sorted(context.items()),
+                                         imported_digests(path, text)]).encode()).hexdigest()
         with self._lock:
             if key in self._done:
                 return self._done[key]
@@ -132,5 +147,6 @@ class JsonnetRenderer:
         return out
 
 
-# One renderer per process: renders are keyed by file, text and context, so sharing is safe.
+# One renderer per process: renders are keyed by file, text, imported files and context, so
+# sharing is safe.
 RENDERER = JsonnetRenderer()

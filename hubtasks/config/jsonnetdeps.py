@@ -11,6 +11,8 @@ input), never miss a literal import.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import posixpath
 import re
 from collections.abc import Iterable
@@ -26,6 +28,38 @@ def _imports_followed(rel: str) -> bool:
     return rel.endswith(IMPORTING_SUFFIXES)
 
 
+def import_literals(text: str) -> list[str]:
+    """The paths a jsonnet text imports, as written."""
+    return [match.group(1) or match.group(2) for match in _IMPORT.finditer(text)]
+
+
+def imported_digests(path: Path, text: str) -> list[tuple[str, str | None]]:
+    """Every file `text` (evaluated as `path`) imports, recursively, with a digest of its
+    bytes (None: missing), resolved as jsonnet does: next to the importing file, else in
+    `path`'s folder (the library path hubtasks renders with). For a render cache's key: an
+    edited library must not return the render of its old text."""
+    found: dict[str, str | None] = {}
+    todo = [(path.parent, text)]
+    while todo:
+        folder, body = todo.pop()
+        for literal in import_literals(body):
+            target = folder / literal
+            if not target.is_file() and (path.parent / literal).is_file():
+                target = path.parent / literal
+            name = os.path.normpath(target)
+            if name in found:
+                continue
+            try:
+                raw = target.read_bytes()
+            except OSError:
+                found[name] = None
+                continue
+            found[name] = hashlib.sha256(raw).hexdigest()
+            if _imports_followed(name):
+                todo.append((target.parent, raw.decode("utf-8", errors="replace")))
+    return sorted(found.items())
+
+
 def _imports_of(root: Path, rel: str) -> list[str]:
     try:
         text = (root / rel).read_text(encoding="utf-8", errors="replace")
@@ -33,8 +67,8 @@ def _imports_of(root: Path, rel: str) -> list[str]:
         return []
     folder = posixpath.dirname(rel)
     out = []
-    for match in _IMPORT.finditer(text):
-        target = posixpath.normpath(posixpath.join(folder, match.group(1) or match.group(2)))
+    for literal in import_literals(text):
+        target = posixpath.normpath(posixpath.join(folder, literal))
         if not target.startswith("../") and target != ".." and not posixpath.isabs(target):
             out.append(target)
     return out

@@ -7,9 +7,11 @@ Loading collects *every* problem before raising, so a user fixes them in one go.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from hubtasks.config.charts import (
     find_cycle,
 )
 from hubtasks.config.health import health_check_from_doc
+from hubtasks.config.jsonnet import is_jsonnet, source_file
 from hubtasks.config.jsonnetdeps import jsonnet_imports
 from hubtasks.config.model import (
     CLUSTER_FILE,
@@ -449,6 +452,25 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
             broken[name] = tuple(problems[mark:])
     if problems and invalid is None:
         raise ConfigError(dict.fromkeys(problems))  # a chart's problems once, not per release
-    return RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
-                      invalid=invalid or {}, broken=broken,
-                      chart_problems={k: tuple(v) for k, v in by_folder.items()})
+    config = RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
+                        invalid=invalid or {}, broken=broken,
+                        chart_problems={k: tuple(v) for k, v in by_folder.items()})
+    return replace(config, chart_imports=chart_document_imports(config))
+
+
+def chart_document_imports(config: RepoConfig) -> dict[str, tuple[str, ...]]:
+    """What each used chart's own jsonnet documents read besides themselves: their imports,
+    and the file a symlinked one evaluates (daskhub's values.jsonnet is basehub's)."""
+    root = config.root
+    out: dict[str, tuple[str, ...]] = {}
+    for chart in sorted({config.settings.support_chart, *(h.chart for h in config.hubs())}):
+        docs = [rel for rel in config.chart_values(chart) if is_jsonnet(rel)]
+        found = set(jsonnet_imports(root, docs))
+        for rel in docs:
+            path = root / rel
+            source = os.path.relpath(source_file(path), root) if path.is_file() else rel
+            if source != rel and not source.startswith(".."):
+                found.add(Path(source).as_posix())
+        if found:
+            out[chart] = tuple(sorted(found))
+    return out

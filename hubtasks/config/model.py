@@ -118,6 +118,9 @@ class RepoConfig:
     invalid: Mapping[tuple[str, str | None], tuple[str, ...]] = field(default_factory=dict)
     broken: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     chart_problems: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # by folder
+    # chart name -> files its own jsonnet documents import: inputs of its releases, like
+    # its folder (most are inside it; one outside is an input only through this)
+    chart_imports: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def cluster(self, name: str) -> Cluster:
         try:

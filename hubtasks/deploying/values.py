@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hubtasks.config.charts import BUILD_ARTIFACTS
+from hubtasks.config.charts import BUILD_ARTIFACTS, outside_folders
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.documents import release_documents
 from hubtasks.model import Job
@@ -68,9 +68,12 @@ def release_digest(config: RepoConfig, job: Job) -> str:
     if steps:  # before-steps are release inputs (absent: digests stay as they were)
         entry = [entry, [step.view() for step in steps]]
     digest.update(json.dumps(entry, sort_keys=True, default=str).encode())
+    folders = config.chart_closure(job.chart, deps, replaced)
+    files += outside_folders(config.chart_imports.get(config.release_chart(job.cluster, job.hub),
+                                                      ()), folders)
     for rel in files:
         _file_digest(config.root, rel, digest)
-    for folder in config.chart_closure(job.chart, deps, replaced):
+    for folder in folders:
         for rel in _folder_files(config.root, folder):
             _file_digest(config.root, rel, digest)
     return digest.hexdigest()[:DIGEST_CHARS]

@@ -6,8 +6,11 @@ repo): malformed YAML, a secret-named file that is not sops-encrypted, and a rel
 `.jsonnet` document that fails to render (rendered again when a file it imports changed)
 make the release invalid, as a missing file does (planner.py then plans it with its
 problems, and its deploy job fails without calling helm). Encrypted files are not decrypted:
-a plan needs no keys. A chart's own documents (its values.jsonnet) are rendered by `validate`
-and, in a deploy, by the canary first.
+a plan needs no keys. A chart's own documents (its values.jsonnet) are checked the same way
+for every release of the chart when they, or a file they import, changed: a jsonnet one is
+rendered with the first release's context, and only when that fails with each release's own
+(so a sound edit costs one render, and an error that depends on the context marks only the
+releases it breaks).
 """
 
 from __future__ import annotations
@@ -65,6 +68,20 @@ class _Checks:
         return _caught(lambda: RENDERER.render(
             path, release_context(self.config, key[0], key[1], self.domain(hub)), rel=rel))
 
+    def release(self, key: Key, hub: Hub | None, files: tuple[str, ...],
+                imports: tuple[str, ...], changed: set[str]) -> list[str]:
+        """Problems of a release's own changed documents (none read when none changed)."""
+        touched = [rel for rel in files if rel in changed]
+        imported = bool(imports) and any(rel in changed for rel in imports)
+        if not touched and not imported:
+            return []
+        problems = [p for rel in touched for p in self.file(rel)]
+        if hub is not None and hub.domain_override_file in changed:
+            problems += _caught(partial(self.domain, hub))
+        rerender = [rel for rel in files if is_jsonnet(rel) and (imported or rel in touched)]
+        return problems + [p for rel in rerender if not self.file(rel)
+                           for p in self.render(key, hub, rel)]
+
     def domain(self, hub: Hub | None) -> str | None:
         """The hub's domain; an encrypted override stays unread (its entry's domain)."""
         if hub is None:
@@ -75,6 +92,39 @@ class _Checks:
         return hub_domain(self.config, hub, sops=None, env={})
 
 
+class _ChartDocuments:
+    """A chart's own documents, checked once for all its releases (see the module docstring)."""
+
+    def __init__(self, checks: _Checks, changed: set[str]) -> None:
+        self.checks, self.changed = checks, changed
+        self.charts: dict[str, tuple[list[str], list[str]]] = {}
+        self.sound: dict[str, bool] = {}  # rendered once: passed (True) or failed (False)
+
+    def problems(self, chart: str, key: Key, hub: Hub | None) -> list[str]:
+        if chart not in self.charts:
+            self.charts[chart] = self._examine(chart)
+        found, rerender = self.charts[chart]
+        out = list(found)
+        for rel in rerender:
+            if self.sound.get(rel):
+                continue
+            problems = self.checks.render(key, hub, rel)
+            self.sound.setdefault(rel, not problems)
+            out += problems
+        return out
+
+    def _examine(self, chart: str) -> tuple[list[str], list[str]]:
+        """(problems of the changed files, jsonnet documents to render) of a chart."""
+        config, changed = self.checks.config, self.changed
+        docs = config.chart_values(chart)
+        touched = [rel for rel in docs if rel in changed]
+        imported = any(rel in changed for rel in config.chart_imports.get(chart, ()))
+        found = [p for rel in touched for p in self.checks.file(rel)]
+        rerender = [rel for rel in docs if is_jsonnet(rel) and (imported or rel in touched)
+                    and not self.checks.file(rel)]
+        return found, rerender
+
+
 def changed_input_problems(config: RepoConfig,
                            changes: Iterable[ChangedFile]) -> dict[Key, tuple[str, ...]]:
     """Problems of the changed values documents, per release whose documents changed."""
@@ -82,18 +132,12 @@ def changed_input_problems(config: RepoConfig,
     if not changed:
         return {}
     checks = _Checks(config)
+    charts = _ChartDocuments(checks, changed)
     out: dict[Key, tuple[str, ...]] = {}
     for key, hub, files, imports in _releases(config):
-        touched = [rel for rel in files if rel in changed]
-        imported = bool(imports) and any(rel in changed for rel in imports)
-        if not touched and not imported:
-            continue
-        problems = [p for rel in touched for p in checks.file(rel)]
-        if hub is not None and hub.domain_override_file in changed:
-            problems += _caught(partial(checks.domain, hub))
-        rerender = [rel for rel in files if is_jsonnet(rel) and (imported or rel in touched)]
-        problems += [p for rel in rerender if not checks.file(rel)
-                     for p in checks.render(key, hub, rel)]
+        chart = hub.chart if hub else config.settings.support_chart
+        problems = [*charts.problems(chart, key, hub),
+                    *checks.release(key, hub, files, imports, changed)]
         if problems:
             out[key] = tuple(dict.fromkeys(problems))
     return out

@@ -1,7 +1,8 @@
 """Planning: which releases need `helm upgrade`, and why. Pure functions over data.
 
 A release's inputs are its values files, its entry in cluster.yaml, its chart folder
-with local `file://` dependencies (and its chart_override), the cluster's connection
+with local `file://` dependencies (and its chart_override), the files its chart's own jsonnet
+documents import, the cluster's connection
 settings and the `deploy_all_*` globs. A release is planned when an input changed or
 when it is new. Nothing here opens a file or runs git: loading happens before.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from hubtasks.config.charts import CHART_FILE
+from hubtasks.config.charts import CHART_FILE, outside_folders
 from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, Hub, RepoConfig, Settings
 from hubtasks.model import Job, Plan, Removed, Stage, gc_paused
 from hubtasks.planning.changes import ChangedFile
@@ -211,6 +212,8 @@ class _Planner:
                                                 and f == replaced)
                  for f in folders]
         reasons = [r for r in found if r]
+        outside = outside_folders(self.config.chart_imports.get(chart, ()), folders)
+        reasons += self.files(outside, f"chart {chart} jsonnet import")
         if override:
             reasons += self.files([override], "chart_override")
         return reasons
