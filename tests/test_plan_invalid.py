@@ -381,3 +381,43 @@ def test_a_chart_yaml_document_is_read_when_it_changed(tmp_path: Path) -> None:
     for job in jobs.values():
         problem, = job.invalid
         assert problem.startswith("helm-charts/support/extra.values.yaml:2:1: invalid YAML")
+
+
+def with_symlinked_values(tmp_path: Path) -> GitRepo:
+    """alpha/prod1's values file is a symlink to a shared file; beta/one reads a file through
+    a symlinked folder."""
+    files = base_files()
+    files["shared/values/prod1.yaml"] = "x: 1\n"
+    files["shared/common/one.yaml"] = "y: 1\n"
+    files[f"{C}/alpha/prod1.values.yaml"] = None
+    files[f"{C}/beta/cluster.yaml"] = edited(f"{C}/beta/cluster.yaml", lambda d: d["hubs"][0][
+        "helm_chart_values_files"].append("common/one.yaml"))
+    files = {k: v for k, v in files.items() if v is not None}
+    origin = GitRepo(tmp_path / "origin", files)
+    (origin.root / f"{C}/alpha/prod1.values.yaml").symlink_to(
+        "../../../shared/values/prod1.yaml")
+    (origin.root / f"{C}/beta/common").symlink_to("../../../shared/common")
+    origin.commit("symlinks")
+    return GitRepo.clone(origin.root, tmp_path / "repo")
+
+
+def test_a_file_a_symlinked_values_file_reaches_is_an_input(tmp_path: Path) -> None:
+    repo = with_symlinked_values(tmp_path)
+    jobs = plan_after(repo, {"shared/values/prod1.yaml": "x: 2\n",
+                             "shared/common/one.yaml": "y: 2\n"})
+    assert set(jobs) == {"alpha/prod1", "alpha/staging", "alpha/dask-staging", "beta/one"}
+    assert (f"values {C}/alpha/prod1.values.yaml -> shared/values/prod1.yaml modified"
+            in jobs["alpha/prod1"].reasons)
+    assert f"values {C}/beta/common/one.yaml -> shared/common/one.yaml modified" in \
+        jobs["beta/one"].reasons
+    assert not any(j.invalid for j in jobs.values())
+    broken = plan_after(repo, {"shared/values/prod1.yaml": "x: [2\n"})
+    assert broken["alpha/prod1"].invalid[0].startswith(
+        f"{C}/alpha/prod1.values.yaml:2:1: invalid YAML")
+
+
+def test_a_symlinked_values_file_whose_target_went_is_planned_invalid(tmp_path: Path) -> None:
+    jobs = plan_after(with_symlinked_values(tmp_path), {"shared/values/prod1.yaml": None})
+    assert "values config/clusters/alpha/prod1.values.yaml -> shared/values/prod1.yaml " \
+        "deleted" in jobs["alpha/prod1"].reasons
+    assert any("prod1.values.yaml does not exist" in p for p in jobs["alpha/prod1"].invalid)

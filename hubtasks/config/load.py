@@ -234,7 +234,7 @@ class _ClusterLoader:
             self.problems.append(f"{self.rel}: support: chart folder {folder} does not exist "
                                  "(see support_chart in hubtasks.yaml)")
         self.problems.extend(self.problems_of_charts(folder))
-        return Support(values_files=values,
+        return Support(values_files=values, linked_values=self.check.links(values),
                        jsonnet_imports=jsonnet_imports(self.root, values, self.imports))
 
     def connection(self, doc: Mapping[str, Any]) -> tuple[tuple[str, ...], str | None]:
@@ -291,7 +291,8 @@ class _ClusterLoader:
                    values_files=values, staging=is_staging(entry), chart_override=override,
                    domain_override_file=domain_file, display_name=entry.get("display_name", ""),
                    override_deps=deps, override_chart=replaced, entry=original,
-                   jsonnet_imports=jsonnet_imports(self.root, values, self.imports))
+                   jsonnet_imports=jsonnet_imports(self.root, values, self.imports),
+                   linked_values=self.check.links(values))
 
     def problems_of_charts(self, folder: str, deps: tuple[str, ...] | None = None,
                            replaced: str | None = None) -> list[str]:

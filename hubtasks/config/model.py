@@ -70,6 +70,7 @@ class Hub:
     override_deps: tuple[str, ...] | None = None
     override_chart: str | None = None  # folder of the chart whose Chart.yaml the override replaces
     jsonnet_imports: tuple[str, ...] = ()  # files its jsonnet values files import (inputs)
+    linked_values: tuple[tuple[str, str], ...] = ()  # (values file, file it links to) (inputs)
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -79,6 +80,7 @@ class Support:
 
     values_files: tuple[str, ...]
     jsonnet_imports: tuple[str, ...] = ()  # files its jsonnet values files import (inputs)
+    linked_values: tuple[tuple[str, str], ...] = ()  # (values file, file it links to) (inputs)
 
 
 @dataclass(frozen=True, kw_only=True)

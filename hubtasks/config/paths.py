@@ -43,6 +43,9 @@ class FsCache:
         self.base = os.path.realpath(root)
         self._real: dict[str, str] = {}
         self._inside: dict[str, bool] = {}
+        self._moved: dict[str, bool] = {}  # folder -> whether a symlink lies on its path
+        # checked path -> the repo file it reaches through a symlink (see inside)
+        self.link_targets: dict[str, str] = {}
         self._listing: dict[str, dict[str, os.DirEntry[str]]] = {}
         self._checked: dict[tuple[str, str, Callable[[str, str], str | None]],
                             tuple[str | None, str]] = {}
@@ -81,13 +84,28 @@ class FsCache:
         return self._listing[parent].get(name)
 
     def inside(self, rel: str, entry: os.DirEntry[str]) -> bool:
-        """True when `rel` (possibly via symlinks) stays inside the repo."""
+        """True when `rel` (possibly via symlinks) stays inside the repo. On the way, notes
+        the repo file `rel` reaches through a symlink (itself or a folder above it) when that
+        is another path (a dangling link's target too): `link_targets`."""
         parent, name = posixpath.split(rel)
         if not entry.is_symlink():  # inside exactly when its (resolved) folder is
             if parent not in self._inside:
-                self._inside[parent] = self._within(self.real_dir(parent))
+                real = self.real_dir(parent)
+                self._inside[parent] = self._within(real)
+                self._moved[parent] = real != os.path.normpath(os.path.join(self.base, parent))
+            if self._moved[parent] and self._inside[parent]:  # nearly never
+                self._note_link(rel, os.path.join(self.real_dir(parent), name))
             return self._inside[parent]
-        return self._within(os.path.realpath(os.path.join(self.real_dir(parent), name)))
+        real = os.path.realpath(os.path.join(self.real_dir(parent), name))
+        if not self._within(real):
+            return False
+        self._note_link(rel, real)
+        return True
+
+    def _note_link(self, rel: str, real: str) -> None:
+        target = Path(os.path.relpath(real, self.base)).as_posix()
+        if target != rel:
+            self.link_targets[rel] = target
 
     def _within(self, real: str) -> bool:
         return real == self.base or real.startswith(self.base + os.sep)
@@ -116,6 +134,14 @@ class FileChecker:
             if path is not None:
                 out.append(path)
         return tuple(out)
+
+    def links(self, paths: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """(path, the repo file it reaches) of each path that reaches another through a
+        symlink: editing that file changes what the path holds, though git names only it."""
+        targets = self.fs.link_targets
+        if not targets:  # nearly every repo
+            return ()
+        return tuple((path, targets[path]) for path in paths if path in targets)
 
     def _problem(self, path: str | None, state: str, value: str, key: str) -> str | None:
         if state == ESCAPES:

@@ -21,7 +21,7 @@ from functools import partial
 
 from hubtasks.config.domains import hub_domain
 from hubtasks.config.jsonnet import RENDERER, is_jsonnet, release_context
-from hubtasks.config.model import Hub, RepoConfig
+from hubtasks.config.model import Hub, RepoConfig, Support
 from hubtasks.config.valuefiles import values_file_problems
 from hubtasks.model import HubtasksError
 from hubtasks.planning.changes import ChangedFile
@@ -38,15 +38,13 @@ def _caught(check: Callable[[], object]) -> list[str]:
     return []
 
 
-def _releases(config: RepoConfig) -> Iterator[tuple[Key, Hub | None, tuple[str, ...],
-                                                    tuple[str, ...]]]:
-    """(key, hub, values files, jsonnet imports) of every release."""
+def _releases(config: RepoConfig) -> Iterator[tuple[Key, Hub | None, Hub | Support]]:
+    """(key, hub or None, the release's record) of every release."""
     for name, cluster in config.clusters.items():
         if cluster.support is not None:
-            yield ((name, None), None, cluster.support.values_files,
-                   cluster.support.jsonnet_imports)
+            yield (name, None), None, cluster.support
         for hub in cluster.hubs:
-            yield (name, hub.name), hub, hub.values_files, hub.jsonnet_imports
+            yield (name, hub.name), hub, hub
 
 
 class _Checks:
@@ -68,10 +66,13 @@ class _Checks:
         return _caught(lambda: RENDERER.render(
             path, release_context(self.config, key[0], key[1], self.domain(hub)), rel=rel))
 
-    def release(self, key: Key, hub: Hub | None, files: tuple[str, ...],
-                imports: tuple[str, ...], changed: set[str]) -> list[str]:
+    def release(self, key: Key, hub: Hub | None, release: Hub | Support,
+                changed: set[str]) -> list[str]:
         """Problems of a release's own changed documents (none read when none changed)."""
+        files, imports = release.values_files, release.jsonnet_imports
         touched = [rel for rel in files if rel in changed]
+        if release.linked_values:  # a symlinked file changed when the file it reaches did
+            touched += [rel for rel, target in release.linked_values if target in changed]
         imported = bool(imports) and any(rel in changed for rel in imports)
         if not touched and not imported:
             return []
@@ -134,10 +135,9 @@ def changed_input_problems(config: RepoConfig,
     checks = _Checks(config)
     charts = _ChartDocuments(checks, changed)
     out: dict[Key, tuple[str, ...]] = {}
-    for key, hub, files, imports in _releases(config):
+    for key, hub, release in _releases(config):
         chart = hub.chart if hub else config.settings.support_chart
-        problems = [*charts.problems(chart, key, hub),
-                    *checks.release(key, hub, files, imports, changed)]
+        problems = [*charts.problems(chart, key, hub), *checks.release(key, hub, release, changed)]
         if problems:
             out[key] = tuple(dict.fromkeys(problems))
     return out

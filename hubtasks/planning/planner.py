@@ -191,6 +191,15 @@ class _Planner:
                 out.append(f"{what} {described}")
         return out
 
+    def links(self, linked: Iterable[tuple[str, str]]) -> list[str]:
+        """Reasons from the files symlinked values files reach (git names only those)."""
+        out = []
+        for path, target in linked:
+            described = self.index.describe(target)
+            if described:
+                out.append(f"values {path} -> {described}")
+        return out
+
     def chart(self, hub_or_chart: Hub | str) -> list[str]:
         """Reasons from a chart's folders (cached: thousands of hubs share a few charts)."""
         if isinstance(hub_or_chart, str):
@@ -232,6 +241,7 @@ class _Planner:
             self.reasons[key] += [*common, *diff.support, *self.all_support,
                                   *self.files(cluster.support.values_files, "values"),
                                   *self.files(cluster.support.jsonnet_imports, "jsonnet import"),
+                                  *self.links(cluster.support.linked_values),
                                   *self.chart(self.settings.support_chart)]
         for hub in cluster.hubs:
             key = (cluster.name, hub.name)
@@ -251,6 +261,8 @@ class _Planner:
         found = self.files(hub.values_files, "values")
         if hub.jsonnet_imports:
             found += self.files(hub.jsonnet_imports, "jsonnet import")
+        if hub.linked_values:
+            found += self.links(hub.linked_values)
         if hub.domain_override_file:
             found += self.files([hub.domain_override_file], "domain_override_file")
         return found
