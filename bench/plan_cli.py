@@ -90,9 +90,10 @@ def cli_ratios(repeat: int, write_repo: Callable[[Path, int, int], None]) -> Non
     with tempfile.TemporaryDirectory(prefix="hubtasks-bench-cli-") as tmp:
         floor = Path(tmp) / "floor.py"
         floor.write_text(FLOOR, encoding="utf-8")
-        cases = [("2i2c fixture, 1 changed file", 3.0, lambda: fixture_repo(Path(tmp) / "fx")),
-                 ("1000x20 hubs, 5000 changed", 2.0,
-                  lambda: synthetic_repo(Path(tmp) / "syn", write_repo))]
+        cases: list[tuple[str, float, Callable[[], Path]]] = [
+            ("2i2c fixture, 1 changed file", 3.0, lambda: fixture_repo(Path(tmp) / "fx")),
+            ("1000x20 hubs, 5000 changed", 2.0,
+             lambda: synthetic_repo(Path(tmp) / "syn", write_repo))]
         for label, target, make in cases:
             if label.startswith("2i2c") and not FIXTURE.is_dir():
                 print(f"  {label}: skipped ({FIXTURE} missing)")

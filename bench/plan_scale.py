@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,9 +62,10 @@ def write_repo(root: Path, clusters: int, hubs: int) -> None:
                             "helm_chart": "daskhub" if h % 3 == 0 else "basehub",
                             "helm_chart_values_files": ["common.values.yaml",
                                                         f"{name}.values.yaml"]})
-        doc = {"name": folder.name, "provider": "local",
-               "support": {"helm_chart_values_files": ["support.values.yaml"]}, "hubs": entries}
-        (folder / "cluster.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+        cluster: dict[str, Any] = {"name": folder.name, "provider": "local",
+                               "support": {"helm_chart_values_files": ["support.values.yaml"]},
+                               "hubs": entries}
+        (folder / "cluster.yaml").write_text(yaml.safe_dump(cluster, sort_keys=False))
 
 
 def changed(config: RepoConfig, count: int, seed: int = 1) -> tuple[ChangedFile, ...]:
@@ -123,10 +125,10 @@ def report(rows: list[tuple[int, int, int, float, float, int]]) -> None:
     for count in CHANGED:
         sub = [r for r in rows if r[2] == count]
         for a, b in itertools.pairwise(sub):
-            units = (b[0] * b[1] + count) / (a[0] * a[1] + count)
+            growth = (b[0] * b[1] + count) / (a[0] * a[1] + count)
             print(f"  {a[0]}x{a[1]} -> {b[0]}x{b[1]}, {count} changed: plan x{b[4] / a[4]:.1f} "
-                  f"for x{units:.1f} units = {b[4] / a[4] / units:.2f}; load+plan "
-                  f"{(b[3] + b[4]) / (a[3] + a[4]) / units:.2f}")
+                  f"for x{growth:.1f} units = {b[4] / a[4] / growth:.2f}; load+plan "
+                  f"{(b[3] + b[4]) / (a[3] + a[4]) / growth:.2f}")
     big = [r for r in rows if r[0] * r[1] >= 20000]
     for r in big:
         verdict = "OK" if r[3] + r[4] < 2 else "OVER"

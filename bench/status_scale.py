@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from deploy_makespan import KUBECONFIG_DIR, write_repo
+from _makespan_repo import KUBECONFIG_DIR, write_repo
 
 from hubtasks.deploying.converge import status
 from hubtasks.options import DeployOptions, Limits, RunOptions, environment
@@ -91,7 +91,7 @@ def main() -> None:
     clusters = [f"c{i:03d}" for i in range(args.clusters)]
     with tempfile.TemporaryDirectory(prefix="status-bench-") as tmp:
         root = Path(tmp)
-        write_repo(root, clusters, args.hubs)
+        write_repo(root, clusters, args.hubs, health_url=None)
         delay = delays(clusters, args.slowest)
         write_kubeconfigs(root, clusters, args.hubs, delay)
         helm = root / "helm"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -92,3 +93,51 @@ def test_a_killed_local_holder_is_not_waited_for(kubectl: Path, kubeconfig: Path
     lease.acquire(target, me, timeout=1, cancel=threading.Event(), note=print)
     found = lease.read(target)
     assert found is not None and found["spec"]["holderIdentity"] == me.holder
+
+
+def test_a_job_costs_three_kubectl_calls(kubectl: Path, kubeconfig: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Take = read + write; release = one write on our last written copy (no read)."""
+    target, me = _target(kubectl, kubeconfig, "hub-f"), run_identity({}, pid=LIVE, started="f")
+    calls: list[str] = []
+    real = lease.Target.run
+
+    def counted(self: lease.Target, *args: str, stdin: bytes | None = None) -> object:
+        calls.append(args[0])
+        return real(self, *args, stdin=stdin)
+
+    monkeypatch.setattr(lease.Target, "run", counted)
+    for _ in range(2):  # the first creates the Lease, the second finds it released
+        calls.clear()
+        with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
+            pass
+        assert len(calls) == 3, calls
+    assert calls == ["get", "replace", "replace"]
+    found = lease.read(target)
+    assert found is not None and not found["spec"].get("holderIdentity")
+
+
+def _annotate(kubectl: Path, kubeconfig: Path, target: lease.Target, note: str) -> None:
+    subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "--namespace", "default",
+                    "annotate", "--overwrite", "lease", target.name, f"test={note}"],
+                   check=True, capture_output=True, env=environment())
+
+
+def test_a_stale_copy_is_decided_on_a_fresh_read(kubectl: Path, kubeconfig: Path) -> None:
+    """Someone wrote the Lease while we held it: the release's write conflicts, a read says
+    whether it is still ours (release it) or another run's (leave it)."""
+    target, me = _target(kubectl, kubeconfig, "hub-g"), run_identity({}, pid=LIVE, started="g")
+    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
+        _annotate(kubectl, kubeconfig, target, "touched")  # still ours, new resourceVersion
+    found = lease.read(target)
+    assert found is not None and not found["spec"].get("holderIdentity")
+    other = run_identity({}, pid=OTHER, started="o")
+    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
+        taken = lease.read(target)
+        assert taken is not None
+        taken["spec"]["holderIdentity"] = other.holder  # as if ours had expired
+        subprocess.run([str(kubectl), "--kubeconfig", str(kubeconfig), "replace", "-f", "-"],
+                       input=json.dumps(taken).encode(), check=True, capture_output=True,
+                       env=environment())
+    found = lease.read(target)
+    assert found is not None and found["spec"]["holderIdentity"] == other.holder
