@@ -67,8 +67,10 @@ def test_cli_plan_exits_0_and_strict_exits_2(tmp_path: Path) -> None:
     assert "INVALID" in proc.stdout
     job = next(j for j in load_plan(out).jobs if j.hub == "prod1")
     assert job.invalid
-    strict = hubtasks(repo.root, "plan", "--base", "main", "--strict")
+    out.unlink()
+    strict = hubtasks(repo.root, "plan", "--base", "main", "--strict", "--out", str(out))
     assert strict.returncode == 2 and "prod1.values.yaml" in strict.stderr
+    assert any(j.invalid for j in load_plan(out).jobs)  # saved all the same: the PR comment
     check = hubtasks(repo.root, "check-config")
     assert check.returncode == 2
 

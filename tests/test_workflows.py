@@ -122,6 +122,16 @@ def test_deploy_job_graph() -> None:
         assert "!cancelled()" in jobs[name]["if"], name
 
 
+def test_pr_plan_fails_on_broken_inputs_and_is_still_commented_on() -> None:
+    jobs = load(PLAN_PR)["jobs"]
+    plan = next(s for s in jobs["plan"]["steps"] if "hubtasks plan" in s.get("run", ""))
+    assert "--strict" in plan["run"] and "--out .hubtasks/plan.json" in plan["run"]
+    upload = next(s for s in jobs["plan"]["steps"] if "upload-artifact" in s.get("uses", ""))
+    assert "!cancelled()" in upload["if"]
+    assert "!cancelled()" in jobs["comment"]["if"]
+    assert "head.repo.full_name == github.repository" in jobs["comment"]["if"]
+
+
 def test_matrices_come_from_the_plan() -> None:
     jobs = load(DEPLOY)["jobs"]
     for name, key, source in [("upgrade-support-and-staging", "clusters", "generate-jobs"),
