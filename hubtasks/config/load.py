@@ -7,7 +7,6 @@ Loading collects *every* problem before raising, so a user fixes them in one go.
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -16,16 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.config.before import before_from_doc
+from hubtasks.config.chartload import (
+    ChartProblems,
+    chart_document_imports,
+    load_charts,
+    missing_chart_values,
+)
 from hubtasks.config.charts import (
-    CHART_FILE,
     Chart,
     chart_closure,
-    chart_from_doc,
     file_dependencies,
-    find_cycle,
 )
 from hubtasks.config.health import health_check_from_doc
-from hubtasks.config.jsonnet import is_jsonnet, source_file
 from hubtasks.config.jsonnetdeps import jsonnet_imports
 from hubtasks.config.model import (
     CLUSTER_FILE,
@@ -94,70 +95,6 @@ def chart_values_problems(chart_values: Mapping[str, list[str]], rel: str) -> li
     return [f"{rel}: chart_values.{chart}: {path!r} escapes the chart folder"
             for chart, paths in chart_values.items() for path in paths
             if repo_path(".", path) is None]
-
-
-def missing_chart_values(root: Path, settings: Settings) -> ChartProblems:
-    """chart_values files that do not exist (named by their hubtasks.yaml key), by chart."""
-    out: ChartProblems = {}
-    for chart, rels in settings.chart_values.items():
-        folder = settings.chart_folder(chart)
-        for rel in rels:
-            if not (root / folder / rel).is_file():
-                out.setdefault(folder, []).append(
-                    f"{SETTINGS_FILE}: chart_values.{chart}: {folder}/{rel} does not exist")
-    return out
-
-
-# ---------------------------------------------------------------------------- charts
-
-ChartProblems = dict[str, list[str]]  # chart folder -> the problems it owns
-
-
-def load_charts(root: Path, settings: Settings) -> tuple[dict[str, Chart], ChartProblems]:
-    """Every chart folder under charts_dir, and every folder a `file://` dependency reaches
-    from them (a library chart elsewhere in the repo is an input too), keyed by its
-    repo-relative folder; with the problems each folder owns."""
-    charts: dict[str, Chart] = {}
-    problems: ChartProblems = {}
-    base = root / settings.charts_dir
-    pending = sorted(f"{settings.charts_dir}/{entry.name}" for entry in base.iterdir()
-                     if (entry / CHART_FILE).is_file()) if base.is_dir() else []
-    seen = set(pending)
-    while pending:
-        rel = pending.pop(0)
-        try:
-            doc = read_yaml(root, f"{rel}/{CHART_FILE}")
-        except ConfigError as err:
-            problems.setdefault(rel, []).extend(err.problems)
-            continue
-        charts[rel] = chart = chart_from_doc(doc, rel)
-        for dep in chart.file_deps:
-            if dep not in seen and (root / dep / CHART_FILE).is_file():
-                seen.add(dep)
-                pending.append(dep)
-    for folder, found in chart_graph_problems(root, charts).items():
-        problems.setdefault(folder, []).extend(found)
-    return charts, problems
-
-
-def chart_graph_problems(root: Path, charts: Mapping[str, Chart]) -> ChartProblems:
-    """`file://` dependencies that point nowhere, and a dependency cycle (each of its
-    charts owns it), by chart folder."""
-    out: ChartProblems = {}
-    for chart in charts.values():
-        for dep in chart.file_deps:
-            if dep not in charts and not (root / dep / CHART_FILE).is_file():
-                out.setdefault(chart.folder, []).append(
-                    f"{chart.folder}/{CHART_FILE}: dependency on {dep} (file://), which holds "
-                    f"no {CHART_FILE}; fix the repository path")
-    cycle = find_cycle(charts)
-    if cycle:
-        problem = (f"{cycle[0]}/{CHART_FILE}: chart dependency cycle: "
-                   f"{' -> '.join(posixpath.basename(f) for f in cycle)}; remove one "
-                   "file:// dependency")
-        for folder in cycle[:-1]:
-            out.setdefault(folder, []).append(problem)
-    return out
 
 
 # ---------------------------------------------------------------------------- clusters
@@ -457,21 +394,3 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
                         invalid=invalid or {}, broken=broken,
                         chart_problems={k: tuple(v) for k, v in by_folder.items()})
     return replace(config, chart_imports=chart_document_imports(config))
-
-
-def chart_document_imports(config: RepoConfig) -> dict[str, tuple[str, ...]]:
-    """What each used chart's own jsonnet documents read besides themselves: their imports,
-    and the file a symlinked one evaluates (daskhub's values.jsonnet is basehub's)."""
-    root = config.root
-    out: dict[str, tuple[str, ...]] = {}
-    for chart in sorted({config.settings.support_chart, *(h.chart for h in config.hubs())}):
-        docs = [rel for rel in config.chart_values(chart) if is_jsonnet(rel)]
-        found = set(jsonnet_imports(root, docs))
-        for rel in docs:
-            path = root / rel
-            source = os.path.relpath(source_file(path), root) if path.is_file() else rel
-            if source != rel and not source.startswith(".."):
-                found.add(Path(source).as_posix())
-        if found:
-            out[chart] = tuple(sorted(found))
-    return out

@@ -1,0 +1,98 @@
+"""Loading the charts: every local chart folder, the problems each owns, and what a chart's
+own values documents read (load.py builds the repo's records with these).
+
+A chart's problems are kept per folder, so a broken chart marks only the releases that render
+from it (load.py's tolerant loads).
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Mapping
+from pathlib import Path
+
+from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, find_cycle
+from hubtasks.config.jsonnet import is_jsonnet, source_file
+from hubtasks.config.jsonnetdeps import jsonnet_imports
+from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
+from hubtasks.config.yamlfiles import ConfigError, read_yaml
+
+ChartProblems = dict[str, list[str]]  # chart folder -> the problems it owns
+
+
+def load_charts(root: Path, settings: Settings) -> tuple[dict[str, Chart], ChartProblems]:
+    """Every chart folder under charts_dir, and every folder a `file://` dependency reaches
+    from them (a library chart elsewhere in the repo is an input too), keyed by its
+    repo-relative folder; with the problems each folder owns."""
+    charts: dict[str, Chart] = {}
+    problems: ChartProblems = {}
+    base = root / settings.charts_dir
+    pending = sorted(f"{settings.charts_dir}/{entry.name}" for entry in base.iterdir()
+                     if (entry / CHART_FILE).is_file()) if base.is_dir() else []
+    seen = set(pending)
+    while pending:
+        rel = pending.pop(0)
+        try:
+            doc = read_yaml(root, f"{rel}/{CHART_FILE}")
+        except ConfigError as err:
+            problems.setdefault(rel, []).extend(err.problems)
+            continue
+        charts[rel] = chart = chart_from_doc(doc, rel)
+        for dep in chart.file_deps:
+            if dep not in seen and (root / dep / CHART_FILE).is_file():
+                seen.add(dep)
+                pending.append(dep)
+    for folder, found in chart_graph_problems(root, charts).items():
+        problems.setdefault(folder, []).extend(found)
+    return charts, problems
+
+
+def chart_graph_problems(root: Path, charts: Mapping[str, Chart]) -> ChartProblems:
+    """`file://` dependencies that point nowhere, and a dependency cycle (each of its
+    charts owns it), by chart folder."""
+    out: ChartProblems = {}
+    for chart in charts.values():
+        for dep in chart.file_deps:
+            if dep not in charts and not (root / dep / CHART_FILE).is_file():
+                out.setdefault(chart.folder, []).append(
+                    f"{chart.folder}/{CHART_FILE}: dependency on {dep} (file://), which holds "
+                    f"no {CHART_FILE}; fix the repository path")
+    cycle = find_cycle(charts)
+    if cycle:
+        problem = (f"{cycle[0]}/{CHART_FILE}: chart dependency cycle: "
+                   f"{' -> '.join(posixpath.basename(f) for f in cycle)}; remove one "
+                   "file:// dependency")
+        for folder in cycle[:-1]:
+            out.setdefault(folder, []).append(problem)
+    return out
+
+
+def missing_chart_values(root: Path, settings: Settings) -> ChartProblems:
+    """chart_values files that do not exist (named by their hubtasks.yaml key), by chart."""
+    out: ChartProblems = {}
+    for chart, rels in settings.chart_values.items():
+        folder = settings.chart_folder(chart)
+        for rel in rels:
+            if not (root / folder / rel).is_file():
+                out.setdefault(folder, []).append(
+                    f"{SETTINGS_FILE}: chart_values.{chart}: {folder}/{rel} does not exist")
+    return out
+
+
+def chart_document_imports(config: RepoConfig) -> dict[str, tuple[str, ...]]:
+    """What each used chart's own jsonnet documents read besides themselves: their imports,
+    and the file a symlinked one evaluates (daskhub's values.jsonnet is basehub's)."""
+    root = config.root
+    out: dict[str, tuple[str, ...]] = {}
+    for chart in sorted({config.settings.support_chart, *(h.chart for h in config.hubs())}):
+        docs = [rel for rel in config.chart_values(chart) if is_jsonnet(rel)]
+        found = set(jsonnet_imports(root, docs))
+        for rel in docs:
+            path = root / rel
+            source = os.path.relpath(source_file(path), root) if path.is_file() else rel
+            if source != rel and not source.startswith(".."):
+                found.add(Path(source).as_posix())
+        if found:
+            out[chart] = tuple(sorted(found))
+    return out
