@@ -337,6 +337,8 @@ def test_a_broken_chart_jsonnet_marks_every_release_it_breaks(tmp_path: Path) ->
     for key in BASEHUB_HUBS:
         problem, = jobs[key].invalid
         assert problem.startswith(f"{BASEHUB_JSONNET}: jsonnet render failed:"), key
+        assert f"ERROR: {BASEHUB_JSONNET}:" in problem  # named in the repo, not the machine
+        assert str(tmp_path) not in problem
     for key in DASKHUB_HUBS:  # the symlink evaluates the same broken text
         problem, = jobs[key].invalid
         assert problem.startswith("helm-charts/daskhub/values.jsonnet: jsonnet render failed")

@@ -88,8 +88,14 @@ def source_file(path: Path) -> Path:
     return Path(os.path.realpath(target)) if target else path
 
 
-def _error(rel: str, err: Exception) -> HubtasksError:
-    first = str(err).strip().splitlines()
+def _error(path: Path, rel: str, err: Exception) -> HubtasksError:
+    """The evaluator's message, first lines, with the checkout's folder cut from the paths it
+    names (`helm-charts/x/values.jsonnet:3:1`, the same on every machine)."""
+    text = str(err).strip()
+    absolute = str(path)
+    if absolute.endswith(rel) and len(absolute) > len(rel):
+        text = text.replace(absolute[:-len(rel)], "")
+    first = text.splitlines()
     return HubtasksError(f"{rel}: jsonnet render failed: {first[0] if first else err}"
                          + ("\n" + "\n".join(first[1:6]) if len(first) > 1 else ""))
 
@@ -139,7 +145,7 @@ class JsonnetRenderer:
             out: str = _jsonnet.evaluate_snippet(str(path), text, jpathdir=[str(path.parent)],
                                                  ext_vars=dict(context))
         except RuntimeError as err:
-            raise _error(rel, err) from None
+            raise _error(path, rel, err) from None
         finally:
             with self._lock:
                 self.renders += 1
