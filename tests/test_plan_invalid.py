@@ -425,3 +425,23 @@ def test_a_symlinked_values_file_whose_target_went_is_planned_invalid(tmp_path: 
     assert "values config/clusters/alpha/prod1.values.yaml -> shared/values/prod1.yaml " \
         "deleted" in jobs["alpha/prod1"].reasons
     assert any("prod1.values.yaml does not exist" in p for p in jobs["alpha/prod1"].invalid)
+
+
+def test_what_an_override_dependency_depends_on_is_an_input(tmp_path: Path) -> None:
+    """research's override points basehub at a library chart outside the charts folder, which
+    depends on another: no chart folder reaches either, and both are research's inputs."""
+    files = base_files()
+    override = dict(files[f"{C}/gamma/research-chart.yaml"])
+    override["dependencies"] = [{"name": "foo", "version": "1",
+                                 "repository": "file://../../libcharts/foo"}]
+    files[f"{C}/gamma/research-chart.yaml"] = override
+    files["libcharts/foo/Chart.yaml"] = {"apiVersion": "v2", "name": "foo", "version": "1",
+                                         "dependencies": [{"name": "bar", "version": "1",
+                                                           "repository": "file://../bar"}]}
+    files["libcharts/bar/Chart.yaml"] = {"apiVersion": "v2", "name": "bar", "version": "1"}
+    files["libcharts/bar/templates/_y.tpl"] = "{{/* y */}}\n"
+    check = GitRepo(tmp_path / "check", files)
+    assert "libcharts/bar" in load_config(check.root).charts
+    jobs = plan_of(tmp_path, files, {"libcharts/bar/templates/_y.tpl": "{{/* z */}}\n"})
+    assert set(jobs) == {"gamma/research", "gamma/geo", "gamma/canary"}  # geo: same override
+    assert "chart bar: templates/_y.tpl modified" in jobs["gamma/research"].reasons

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, find_cycle
@@ -21,15 +21,17 @@ from hubtasks.config.yamlfiles import ConfigError, read_yaml
 ChartProblems = dict[str, list[str]]  # chart folder -> the problems it owns
 
 
-def load_charts(root: Path, settings: Settings) -> tuple[dict[str, Chart], ChartProblems]:
-    """Every chart folder under charts_dir, and every folder a `file://` dependency reaches
-    from them (a library chart elsewhere in the repo is an input too), keyed by its
-    repo-relative folder; with the problems each folder owns."""
+def load_charts(root: Path, settings: Settings, also: Iterable[str] = ()
+                ) -> tuple[dict[str, Chart], ChartProblems]:
+    """Every chart folder under charts_dir and in `also`, and every folder a `file://`
+    dependency reaches from them (a library chart elsewhere in the repo is an input too),
+    keyed by its repo-relative folder; with the problems each folder owns."""
     charts: dict[str, Chart] = {}
     problems: ChartProblems = {}
     base = root / settings.charts_dir
     pending = sorted(f"{settings.charts_dir}/{entry.name}" for entry in base.iterdir()
                      if (entry / CHART_FILE).is_file()) if base.is_dir() else []
+    pending += [folder for folder in also if folder not in pending]
     seen = set(pending)
     while pending:
         rel = pending.pop(0)

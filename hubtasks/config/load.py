@@ -21,11 +21,7 @@ from hubtasks.config.chartload import (
     load_charts,
     missing_chart_values,
 )
-from hubtasks.config.charts import (
-    Chart,
-    chart_closure,
-    file_dependencies,
-)
+from hubtasks.config.charts import CHART_FILE, Chart, chart_closure, file_dependencies
 from hubtasks.config.health import health_check_from_doc
 from hubtasks.config.jsonnetdeps import jsonnet_imports
 from hubtasks.config.model import (
@@ -359,13 +355,6 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
     """
     root = Path(root).resolve()
     settings = load_settings(root)
-    charts, chart_problems = load_charts(root, settings)
-    values_problems = missing_chart_values(root, settings)
-    by_folder: ChartProblems = {}
-    for source in (chart_problems, values_problems):
-        for folder, found in source.items():
-            by_folder.setdefault(folder, []).extend(found)
-    problems = [p for found in by_folder.values() for p in found]
     names = cluster_folders(root, settings)
     if clusters is not None:
         wanted = set(clusters)
@@ -374,6 +363,26 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
             raise HubtasksError(f"unknown cluster(s): {', '.join(missing)} "
                                 f"(no folder under {settings.clusters_dir})")
         names = [n for n in names if n in wanted]
+    config, problems = _load(root, settings, names, tolerant=tolerant)
+    extra = _unloaded_override_charts(config)
+    if extra:  # a chart_override reaches a chart no chart folder does: load it, and again
+        config, problems = _load(root, settings, names, tolerant=tolerant, also=extra)
+    if problems and not tolerant:
+        raise ConfigError(dict.fromkeys(problems))  # a chart's problems once, not per release
+    return replace(config, chart_imports=chart_document_imports(config))
+
+
+def _load(root: Path, settings: Settings, names: Sequence[str], *, tolerant: bool,
+          also: Iterable[str] = ()) -> tuple[RepoConfig, list[str]]:
+    """The charts (with `also`, folders only chart_overrides reach) and the clusters `names`,
+    and every problem found."""
+    charts, chart_problems = load_charts(root, settings, also)
+    values_problems = missing_chart_values(root, settings)
+    by_folder: ChartProblems = {}
+    for source in (chart_problems, values_problems):
+        for folder, found in source.items():
+            by_folder.setdefault(folder, []).extend(found)
+    problems = [p for found in by_folder.values() for p in found]
     loaded: dict[str, Cluster] = {}
     fs = FsCache(root)
     invalid: dict[tuple[str, str | None], tuple[str, ...]] | None = {} if tolerant else None
@@ -388,9 +397,15 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
                 _mark_cluster_wide(invalid, cluster, problems[mark:])
         elif len(problems) > mark:
             broken[name] = tuple(problems[mark:])
-    if problems and invalid is None:
-        raise ConfigError(dict.fromkeys(problems))  # a chart's problems once, not per release
     config = RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
                         invalid=invalid or {}, broken=broken,
                         chart_problems={k: tuple(v) for k, v in by_folder.items()})
-    return replace(config, chart_imports=chart_document_imports(config))
+    return config, problems
+
+
+def _unloaded_override_charts(config: RepoConfig) -> list[str]:
+    """Chart folders a chart_override's `file://` dependencies point at that loading the
+    charts did not reach (their own dependencies are inputs too); nearly always none."""
+    found = {dep for hub in config.hubs() for dep in hub.override_deps or ()
+             if dep not in config.charts and dep not in config.chart_problems}
+    return sorted(d for d in found if (config.root / d / CHART_FILE).is_file())
