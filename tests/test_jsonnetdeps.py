@@ -45,9 +45,20 @@ def test_a_render_is_not_reused_once_a_file_it_imports_changed(tmp_path: Path) -
 
     assert render() == {"a": 1, "t": 1}
     assert render() == {"a": 1, "t": 1} and renderer.renders == 1  # cached
-    write(tmp_path, {"c/lib/b.libsonnet": "2"})
-    assert render() == {"a": 2, "t": 1}
+    write(tmp_path, {"c/lib/b.libsonnet": "22"})  # another size: mtimes can be coarse
+    assert render() == {"a": 22, "t": 1}
     (tmp_path / "c/lib/top.libsonnet").write_text("{ t: 'shadowing' }", encoding="utf-8")
-    assert render() == {"a": 2, "t": 1} and renderer.renders == 2  # jsonnet takes c/top's
-    write(tmp_path, {"c/top.libsonnet": "{ t: 3 }"})
-    assert render() == {"a": 2, "t": 3} and renderer.renders == 3
+    assert render() == {"a": 22, "t": 1} and renderer.renders == 2  # jsonnet takes c/top's
+    write(tmp_path, {"c/top.libsonnet": "{ t: 333 }"})
+    assert render() == {"a": 22, "t": 333} and renderer.renders == 3
+
+
+def test_an_import_like_comment_never_breaks_a_render(tmp_path: Path) -> None:
+    """The key's import scan reads comments too: a name too long for the OS, a folder, a NUL
+    byte are no files, and the render goes on."""
+    write(tmp_path, {"c/hub.jsonnet": "// import '" + "x" * 300 + "' and import 'lib'\n"
+                                      "// importstr 'a\\u0000b'\n{ ok: true }\n"})
+    (tmp_path / "c/lib").mkdir()
+    renderer = JsonnetRenderer()
+    out = renderer.render(tmp_path / "c/hub.jsonnet", {}, rel="c/hub.jsonnet")
+    assert json.loads(out) == {"ok": True}

@@ -15,6 +15,7 @@ import hashlib
 import os
 import posixpath
 import re
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -33,30 +34,52 @@ def import_literals(text: str) -> list[str]:
     return [match.group(1) or match.group(2) for match in _IMPORT.finditer(text)]
 
 
+_READS: dict[tuple[str, int, int, int], tuple[str, str]] = {}  # by stat: (digest, text)
+
+
+def _read(path: str) -> tuple[str, str] | None:
+    """(digest of its bytes, its text) of a regular file, memoised by its stat (renders of
+    20,000 hubs share a few libraries); None when it cannot be read, whatever the reason."""
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):  # missing, a name too long, no permission, a NUL byte
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return None
+    key = (path, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+    found = _READS.get(key)
+    if found is None:
+        try:
+            with open(path, "rb") as handle:
+                raw = handle.read()
+        except (OSError, ValueError):
+            return None
+        found = _READS[key] = (hashlib.sha256(raw).hexdigest(),
+                               raw.decode("utf-8", errors="replace"))
+    return found
+
+
 def imported_digests(path: Path, text: str) -> list[tuple[str, str | None]]:
     """Every file `text` (evaluated as `path`) imports, recursively, with a digest of its
-    bytes (None: missing), resolved as jsonnet does: next to the importing file, else in
-    `path`'s folder (the library path hubtasks renders with). For a render cache's key: an
-    edited library must not return the render of its old text."""
+    bytes (None: missing), resolved as jsonnet does: next to the importing file, else (when
+    that cannot be read) in `path`'s folder, the library path hubtasks renders with. For a
+    render cache's key: an edited library must not return the render of its old text."""
     found: dict[str, str | None] = {}
-    todo = [(path.parent, text)]
+    todo = [(str(path.parent), text)]
     while todo:
         folder, body = todo.pop()
         for literal in import_literals(body):
-            target = folder / literal
-            if not target.is_file() and (path.parent / literal).is_file():
-                target = path.parent / literal
-            name = os.path.normpath(target)
+            name = os.path.normpath(os.path.join(folder, literal))
+            read = _read(name)
+            if read is None:
+                fallback = os.path.normpath(os.path.join(path.parent, literal))
+                read = _read(fallback)
+                name = fallback if read is not None else name
             if name in found:
                 continue
-            try:
-                raw = target.read_bytes()
-            except OSError:
-                found[name] = None
-                continue
-            found[name] = hashlib.sha256(raw).hexdigest()
-            if _imports_followed(name):
-                todo.append((target.parent, raw.decode("utf-8", errors="replace")))
+            found[name] = read[0] if read else None
+            if read and _imports_followed(name):
+                todo.append((os.path.dirname(name), read[1]))
     return sorted(found.items())
 
 
