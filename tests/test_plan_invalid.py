@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from gitrepo import GitRepo
 from test_cli_plan import hubtasks
 from test_plan import base_files, job_ids
@@ -313,16 +314,22 @@ def plan_after(repo: GitRepo, files: dict[str, object]) -> dict[str, Job]:
     return {f"{j.cluster}/{j.release}": j for j in plan.jobs}
 
 
-def test_a_sound_chart_jsonnet_edit_is_rendered_once(tmp_path: Path,
-                                                     monkeypatch: Any) -> None:
-    renders: list[tuple[str, str]] = []
+@pytest.fixture()
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(document, hub) of every render the plan asks for."""
+    seen: list[tuple[str, str]] = []
     real = RENDERER.render
 
     def counted(path: Path, context: dict[str, str], *, rel: str) -> Any:
-        renders.append((rel, context["HUBTASKS_HUB_NAME"]))
+        seen.append((rel, context["HUBTASKS_HUB_NAME"]))
         return real(path, context, rel=rel)
 
     monkeypatch.setattr(RENDERER, "render", counted)
+    return seen
+
+
+def test_a_sound_chart_jsonnet_edit_is_rendered_once(tmp_path: Path,
+                                                     renders: list[tuple[str, str]]) -> None:
     jobs = plan_after(with_chart_jsonnet(tmp_path), {
         BASEHUB_JSONNET: "{ hub: std.extVar('HUBTASKS_HUB_NAME'), edited: true }\n"})
     assert set(jobs) == BASEHUB_HUBS | DASKHUB_HUBS  # daskhub's closure holds basehub
@@ -332,7 +339,8 @@ def test_a_sound_chart_jsonnet_edit_is_rendered_once(tmp_path: Path,
                        ("helm-charts/daskhub/values.jsonnet", "dask-staging")]
 
 
-def test_a_broken_chart_jsonnet_marks_every_release_it_breaks(tmp_path: Path) -> None:
+def test_a_broken_chart_jsonnet_marks_every_release_it_breaks(
+        tmp_path: Path, renders: list[tuple[str, str]]) -> None:
     jobs = plan_after(with_chart_jsonnet(tmp_path), {BASEHUB_JSONNET: "{ hub: \n"})
     for key in BASEHUB_HUBS:
         problem, = jobs[key].invalid
@@ -343,6 +351,7 @@ def test_a_broken_chart_jsonnet_marks_every_release_it_breaks(tmp_path: Path) ->
         problem, = jobs[key].invalid
         assert problem.startswith("helm-charts/daskhub/values.jsonnet: jsonnet render failed")
     assert "alpha/support" not in jobs  # the support chart has no such document
+    assert len(renders) == 2  # a parse error is every context's: not rendered again
 
 
 def test_a_context_dependent_chart_jsonnet_error_marks_only_those_releases(

@@ -26,6 +26,7 @@ from hubtasks.model import HubtasksError
 
 JSONNET_SUFFIX = ".jsonnet"
 _LINK_MAX = 256  # a text "symlink" is one short line
+STATIC_ERROR = "STATIC ERROR:"  # the evaluator's word for a parse error (context-free)
 
 
 def is_jsonnet(path: Path | str) -> bool:

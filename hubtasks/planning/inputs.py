@@ -10,7 +10,8 @@ a plan needs no keys. A chart's own documents (its values.jsonnet) are checked t
 for every release of the chart when they, or a file they import, changed: a jsonnet one is
 rendered with the first release's context, and only when that fails with each release's own
 (so a sound edit costs one render, and an error that depends on the context marks only the
-releases it breaks).
+releases it breaks; a parse error, which no context changes, is every release's without
+rendering again). An error that spares the first release is found at deploy, not here.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import replace
 from functools import partial
 
 from hubtasks.config.domains import hub_domain
-from hubtasks.config.jsonnet import RENDERER, is_jsonnet, release_context
+from hubtasks.config.jsonnet import RENDERER, STATIC_ERROR, is_jsonnet, release_context
 from hubtasks.config.model import Hub, RepoConfig, Support
 from hubtasks.config.valuefiles import values_file_problems
 from hubtasks.model import HubtasksError
@@ -100,6 +101,7 @@ class _ChartDocuments:
         self.checks, self.changed = checks, changed
         self.charts: dict[str, tuple[list[str], list[str]]] = {}
         self.sound: dict[str, bool] = {}  # rendered once: passed (True) or failed (False)
+        self.static: dict[str, list[str]] = {}  # a parse error: every context's, unrendered
 
     def problems(self, chart: str, key: Key, hub: Hub | None) -> list[str]:
         if chart not in self.charts:
@@ -109,8 +111,13 @@ class _ChartDocuments:
         for rel in rerender:
             if self.sound.get(rel):
                 continue
+            if rel in self.static:
+                out += self.static[rel]
+                continue
             problems = self.checks.render(key, hub, rel)
             self.sound.setdefault(rel, not problems)
+            if any(STATIC_ERROR in p for p in problems):
+                self.static[rel] = problems
             out += problems
         return out
 
