@@ -454,3 +454,22 @@ def test_what_an_override_dependency_depends_on_is_an_input(tmp_path: Path) -> N
     jobs = plan_of(tmp_path, files, {"libcharts/bar/templates/_y.tpl": "{{/* z */}}\n"})
     assert set(jobs) == {"gamma/research", "gamma/geo", "gamma/canary"}  # geo: same override
     assert "chart bar: templates/_y.tpl modified" in jobs["gamma/research"].reasons
+
+
+def test_a_file_deleted_in_a_symlinked_folder_is_planned_invalid(tmp_path: Path) -> None:
+    jobs = plan_after(with_symlinked_values(tmp_path), {"shared/common/one.yaml": None})
+    assert f"values {C}/beta/common/one.yaml -> shared/common/one.yaml deleted" in \
+        jobs["beta/one"].reasons
+    assert any("common/one.yaml does not exist" in p for p in jobs["beta/one"].invalid)
+
+
+def test_a_symlinked_folder_pointed_elsewhere_plans_its_values_files(tmp_path: Path) -> None:
+    repo = with_symlinked_values(tmp_path)
+    repo.write({"shared/other/one.yaml": "y: 3\n"})
+    link = repo.root / f"{C}/beta/common"
+    link.unlink()
+    link.symlink_to("../../../shared/other")
+    jobs = plan_after(repo, {})
+    assert set(jobs) == {"beta/one"}
+    assert any(r.startswith(f"values {C}/beta/common/one.yaml -> {C}/beta/common ")
+               for r in jobs["beta/one"].reasons), jobs["beta/one"].reasons

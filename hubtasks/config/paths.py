@@ -45,7 +45,7 @@ class FsCache:
         self._inside: dict[str, bool] = {}
         self._moved: dict[str, bool] = {}  # folder -> whether a symlink lies on its path
         # checked path -> the repo file it reaches through a symlink (see inside)
-        self.link_targets: dict[str, str] = {}
+        self.link_targets: dict[str, tuple[str, ...]] = {}
         self._listing: dict[str, dict[str, os.DirEntry[str]]] = {}
         self._checked: dict[tuple[str, str, Callable[[str, str], str | None]],
                             tuple[str | None, str]] = {}
@@ -64,9 +64,19 @@ class FsCache:
         entry = self.entry(path) if path is not None else None
         if path is None or (entry is not None and not self.inside(path, entry)):
             return path, ESCAPES
+        if entry is None:
+            self._note_missing(path)
         if entry is None or not entry.is_file():
             return path, MISSING
         return path, OK
+
+    def _note_missing(self, rel: str) -> None:
+        """A missing file in a symlinked folder: what it would be (its deletion is a change
+        git names there, not here)."""
+        parent, name = posixpath.split(rel)
+        real = self.real_dir(parent)
+        if real != os.path.normpath(os.path.join(self.base, parent)) and self._within(real):
+            self._note_link(rel, os.path.join(real, name))
 
     def real_dir(self, rel: str) -> str:
         if rel not in self._real:
@@ -103,9 +113,15 @@ class FsCache:
         return True
 
     def _note_link(self, rel: str, real: str) -> None:
+        """`rel` reaches `real`: that file is an input, and so is each symlinked folder on the
+        way (pointing one at another folder changes what `rel` holds; git names the link)."""
         target = Path(os.path.relpath(real, self.base)).as_posix()
-        if target != rel:
-            self.link_targets[rel] = target
+        if target == rel:
+            return
+        parts = rel.split("/")[:-1]
+        folders = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
+        links = [f for f in folders if os.path.islink(os.path.join(self.base, f))]
+        self.link_targets[rel] = (target, *links)
 
     def _within(self, real: str) -> bool:
         return real == self.base or real.startswith(self.base + os.sep)
@@ -141,7 +157,7 @@ class FileChecker:
         targets = self.fs.link_targets
         if not targets:  # nearly every repo
             return ()
-        return tuple((path, targets[path]) for path in paths if path in targets)
+        return tuple((path, target) for path in paths for target in targets.get(path, ()))
 
     def _problem(self, path: str | None, state: str, value: str, key: str) -> str | None:
         if state == ESCAPES:
