@@ -127,12 +127,14 @@ def test_a_stale_copy_is_decided_on_a_fresh_read(kubectl: Path, kubeconfig: Path
     """Someone wrote the Lease while we held it: the release's write conflicts, a read says
     whether it is still ours (release it) or another run's (leave it)."""
     target, me = _target(kubectl, kubeconfig, "hub-g"), run_identity({}, pid=LIVE, started="g")
-    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
+    notes: list[str] = []
+    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=notes.append):
         _annotate(kubectl, kubeconfig, target, "touched")  # still ours, new resourceVersion
+    assert notes[-1] == "lease default/hubtasks-hub-g released"
     found = lease.read(target)
     assert found is not None and not found["spec"].get("holderIdentity")
     other = run_identity({}, pid=OTHER, started="o")
-    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=print):
+    with lease.holding(target, me, timeout=1, cancel=threading.Event(), note=notes.append):
         taken = lease.read(target)
         assert taken is not None
         taken["spec"]["holderIdentity"] = other.holder  # as if ours had expired
@@ -141,3 +143,4 @@ def test_a_stale_copy_is_decided_on_a_fresh_read(kubectl: Path, kubeconfig: Path
                        env=environment())
     found = lease.read(target)
     assert found is not None and found["spec"]["holderIdentity"] == other.holder
+    assert notes[-1] == "lease default/hubtasks-hub-g was no longer ours: left as it is"

@@ -240,21 +240,21 @@ def renew(target: Target, me: RunIdentity, known: Mapping[str, Any] | None = Non
     return bool(outcome), written
 
 
-def release(target: Target, me: RunIdentity, known: Mapping[str, Any] | None = None) -> None:
-    """Give the Lease up (holder cleared) if it is still ours; a conflict means it is not
-    (on `known`, our last written copy, a conflict is decided on a fresh read)."""
+def release(target: Target, me: RunIdentity, known: Mapping[str, Any] | None = None) -> bool:
+    """Give the Lease up (holder cleared) if it is still ours: True when we cleared it. A
+    conflict means it is not ours (on `known`, our last written copy, it is decided on a
+    fresh read)."""
     lease = _ours(target, me, known)
     if lease is None:
-        return
+        return False
     lease["spec"].pop("holderIdentity", None)
     lease["spec"]["renewTime"] = micro_time()
     outcome, _ = _write(target, "replace", lease)
     if outcome:
-        return
+        return True
     if not _lost_race(outcome):
         raise _failed(target, "release", outcome)
-    if known is not None:
-        release(target, me)
+    return release(target, me) if known is not None else False
 
 
 def _renewing(target: Target, me: RunIdentity, stop: threading.Event, note: Note,
@@ -286,9 +286,11 @@ def holding(target: Target, me: RunIdentity, *, timeout: float, cancel: threadin
         yield
     finally:
         stop.set()
-        thread.join(timeout=KUBECTL_TIMEOUT + 5)
+        thread.join(timeout=3 * KUBECTL_TIMEOUT + 5)  # a renewal: up to a write, read, write
         try:
-            release(target, me, None if thread.is_alive() else latest[0])
-            note(f"lease {NAMESPACE}/{target.name} released")
+            if release(target, me, None if thread.is_alive() else latest[0]):
+                note(f"lease {NAMESPACE}/{target.name} released")
+            else:
+                note(f"lease {NAMESPACE}/{target.name} was no longer ours: left as it is")
         except HubtasksError as err:
             note(f"warning: {err} (it expires after {target.duration}s)")
