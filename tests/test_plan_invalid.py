@@ -473,3 +473,18 @@ def test_a_symlinked_folder_pointed_elsewhere_plans_its_values_files(tmp_path: P
     assert set(jobs) == {"beta/one"}
     assert any(r.startswith(f"values {C}/beta/common/one.yaml -> {C}/beta/common ")
                for r in jobs["beta/one"].reasons), jobs["beta/one"].reasons
+
+
+def test_a_text_symlink_chart_document_reads_what_its_target_imports(tmp_path: Path) -> None:
+    """A checkout without symlink support holds daskhub's values.jsonnet as a one-line file
+    naming basehub's: its target's imports are daskhub's inputs too."""
+    files = base_files()
+    files[BASEHUB_JSONNET] = ("local lib = import '../../lib/common.libsonnet';\n"
+                              "{ hub: std.extVar('HUBTASKS_HUB_NAME') } + lib\n")
+    files["helm-charts/daskhub/values.jsonnet"] = "../basehub/values.jsonnet\n"
+    files["lib/common.libsonnet"] = "{ common: 1 }\n"
+    jobs = plan_of(tmp_path, files, {"lib/common.libsonnet": "{ common: \n"})
+    assert set(jobs) == BASEHUB_HUBS | DASKHUB_HUBS
+    assert all(j.invalid for j in jobs.values())
+    assert "chart daskhub jsonnet import lib/common.libsonnet modified" in \
+        jobs["alpha/prod2"].reasons

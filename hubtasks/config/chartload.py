@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, find_cycle
 from hubtasks.config.jsonnet import is_jsonnet, source_file
-from hubtasks.config.jsonnetdeps import jsonnet_imports
+from hubtasks.config.jsonnetdeps import import_literals, jsonnet_imports
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
 from hubtasks.config.yamlfiles import ConfigError, read_yaml
 
@@ -92,9 +92,25 @@ def chart_document_imports(config: RepoConfig) -> dict[str, tuple[str, ...]]:
         found = set(jsonnet_imports(root, docs))
         for rel in docs:
             path = root / rel
-            source = os.path.relpath(source_file(path), root) if path.is_file() else rel
-            if source != rel and not source.startswith(".."):
-                found.add(Path(source).as_posix())
+            if not path.is_file():
+                continue
+            source = source_file(path)
+            target = Path(os.path.relpath(source, root)).as_posix()
+            if target != rel and not target.startswith(".."):
+                found.add(target)
+            if source != path and not path.is_symlink():
+                found.update(_text_link_imports(root, rel, source))
         if found:
             out[chart] = tuple(sorted(found))
     return out
+
+
+def _text_link_imports(root: Path, rel: str, source: Path) -> set[str]:
+    """What a text "symlink" imports: its target's text, evaluated at the link's path, so
+    the imports resolve from the link's folder."""
+    text = source.read_text(encoding="utf-8", errors="replace")
+    folder = posixpath.dirname(rel)
+    direct = {posixpath.normpath(posixpath.join(folder, literal))
+              for literal in import_literals(text)}
+    direct = {t for t in direct if t != ".." and not t.startswith("../")}
+    return direct | set(jsonnet_imports(root, sorted(direct)))
