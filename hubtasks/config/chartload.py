@@ -14,7 +14,7 @@ from pathlib import Path
 
 from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, find_cycle
 from hubtasks.config.jsonnet import is_jsonnet, source_file
-from hubtasks.config.jsonnetdeps import import_literals, jsonnet_imports
+from hubtasks.config.jsonnetdeps import jsonnet_imports, repo_imports
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
 from hubtasks.config.yamlfiles import ConfigError, read_yaml
 
@@ -108,9 +108,5 @@ def chart_document_imports(config: RepoConfig) -> dict[str, tuple[str, ...]]:
 def _text_link_imports(root: Path, rel: str, source: Path) -> set[str]:
     """What a text "symlink" imports: its target's text, evaluated at the link's path, so
     the imports resolve from the link's folder."""
-    text = source.read_text(encoding="utf-8", errors="replace")
-    folder = posixpath.dirname(rel)
-    direct = {posixpath.normpath(posixpath.join(folder, literal))
-              for literal in import_literals(text)}
-    direct = {t for t in direct if t != ".." and not t.startswith("../")}
+    direct = set(repo_imports(rel, source.read_text(encoding="utf-8", errors="replace")))
     return direct | set(jsonnet_imports(root, sorted(direct)))

@@ -83,11 +83,9 @@ def imported_digests(path: Path, text: str) -> list[tuple[str, str | None]]:
     return sorted(found.items())
 
 
-def _imports_of(root: Path, rel: str) -> list[str]:
-    try:
-        text = (root / rel).read_text(encoding="utf-8", errors="replace")
-    except OSError:  # missing or unreadable: the release's own check reports it
-        return []
+def repo_imports(rel: str, text: str) -> list[str]:
+    """The repo files `text`, evaluated as the repo file `rel`, imports directly (resolved
+    from `rel`'s folder; one outside the repo is dropped)."""
     folder = posixpath.dirname(rel)
     out = []
     for literal in import_literals(text):
@@ -95,6 +93,14 @@ def _imports_of(root: Path, rel: str) -> list[str]:
         if not target.startswith("../") and target != ".." and not posixpath.isabs(target):
             out.append(target)
     return out
+
+
+def _imports_of(root: Path, rel: str) -> list[str]:
+    try:
+        text = (root / rel).read_text(encoding="utf-8", errors="replace")
+    except OSError:  # missing or unreadable: the release's own check reports it
+        return []
+    return repo_imports(rel, text)
 
 
 def jsonnet_imports(root: Path, values_files: Iterable[str],

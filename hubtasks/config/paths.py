@@ -74,9 +74,15 @@ class FsCache:
         """A missing file in a symlinked folder: what it would be (its deletion is a change
         git names there, not here)."""
         parent, name = posixpath.split(rel)
-        real = self.real_dir(parent)
-        if real != os.path.normpath(os.path.join(self.base, parent)) and self._within(real):
-            self._note_link(rel, os.path.join(real, name))
+        if self._moved_folder(parent) and self._within(self.real_dir(parent)):
+            self._note_link(rel, os.path.join(self.real_dir(parent), name))
+
+    def _moved_folder(self, rel: str) -> bool:
+        """Whether a symlink lies on the folder's path (it resolves elsewhere)."""
+        if rel not in self._moved:
+            self._moved[rel] = self.real_dir(rel) != os.path.normpath(
+                os.path.join(self.base, rel))
+        return self._moved[rel]
 
     def real_dir(self, rel: str) -> str:
         if rel not in self._real:
@@ -100,10 +106,8 @@ class FsCache:
         parent, name = posixpath.split(rel)
         if not entry.is_symlink():  # inside exactly when its (resolved) folder is
             if parent not in self._inside:
-                real = self.real_dir(parent)
-                self._inside[parent] = self._within(real)
-                self._moved[parent] = real != os.path.normpath(os.path.join(self.base, parent))
-            if self._moved[parent] and self._inside[parent]:  # nearly never
+                self._inside[parent] = self._within(self.real_dir(parent))
+            if self._inside[parent] and self._moved_folder(parent):  # nearly never moved
                 self._note_link(rel, os.path.join(self.real_dir(parent), name))
             return self._inside[parent]
         real = os.path.realpath(os.path.join(self.real_dir(parent), name))

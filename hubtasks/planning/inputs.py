@@ -67,22 +67,34 @@ class _Checks:
         return _caught(lambda: RENDERER.render(
             path, release_context(self.config, key[0], key[1], self.domain(hub)), rel=rel))
 
+    def changed_documents(self, files: tuple[str, ...], imports: tuple[str, ...],
+                          changed: set[str], linked: tuple[tuple[str, str], ...] = ()
+                          ) -> tuple[list[str], list[str]] | None:
+        """(problems of the changed files, jsonnet documents to render again) of a list of
+        documents, a release's or a chart's; None when neither they nor what they read
+        changed."""
+        touched = [rel for rel in files if rel in changed]
+        if linked:  # a symlinked file changed when the file it reaches did
+            touched += [rel for rel, target in linked if target in changed]
+        imported = bool(imports) and any(rel in changed for rel in imports)
+        if not touched and not imported:
+            return None
+        problems = [p for rel in touched for p in self.file(rel)]
+        rerender = [rel for rel in files if is_jsonnet(rel) and (imported or rel in touched)
+                    and not self.file(rel)]
+        return problems, rerender
+
     def release(self, key: Key, hub: Hub | None, release: Hub | Support,
                 changed: set[str]) -> list[str]:
         """Problems of a release's own changed documents (none read when none changed)."""
-        files, imports = release.values_files, release.jsonnet_imports
-        touched = [rel for rel in files if rel in changed]
-        if release.linked_values:  # a symlinked file changed when the file it reaches did
-            touched += [rel for rel, target in release.linked_values if target in changed]
-        imported = bool(imports) and any(rel in changed for rel in imports)
-        if not touched and not imported:
+        found = self.changed_documents(release.values_files, release.jsonnet_imports, changed,
+                                       release.linked_values)
+        if found is None:
             return []
-        problems = [p for rel in touched for p in self.file(rel)]
+        problems, rerender = found
         if hub is not None and hub.domain_override_file in changed:
             problems += _caught(partial(self.domain, hub))
-        rerender = [rel for rel in files if is_jsonnet(rel) and (imported or rel in touched)]
-        return problems + [p for rel in rerender if not self.file(rel)
-                           for p in self.render(key, hub, rel)]
+        return problems + [p for rel in rerender for p in self.render(key, hub, rel)]
 
     def domain(self, hub: Hub | None) -> str | None:
         """The hub's domain; an encrypted override stays unread (its entry's domain)."""
@@ -123,14 +135,10 @@ class _ChartDocuments:
 
     def _examine(self, chart: str) -> tuple[list[str], list[str]]:
         """(problems of the changed files, jsonnet documents to render) of a chart."""
-        config, changed = self.checks.config, self.changed
-        docs = config.chart_values(chart)
-        touched = [rel for rel in docs if rel in changed]
-        imported = any(rel in changed for rel in config.chart_imports.get(chart, ()))
-        found = [p for rel in touched for p in self.checks.file(rel)]
-        rerender = [rel for rel in docs if is_jsonnet(rel) and (imported or rel in touched)
-                    and not self.checks.file(rel)]
-        return found, rerender
+        config = self.checks.config
+        found = self.checks.changed_documents(config.chart_values(chart),
+                                              config.chart_imports.get(chart, ()), self.changed)
+        return found or ([], [])
 
 
 def changed_input_problems(config: RepoConfig,
