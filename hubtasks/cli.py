@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -44,20 +45,47 @@ def with_optional_positionals(argv: Sequence[str], contexts: Iterable[Any]) -> l
     return out
 
 
+def help_of_positional_task(argv: Sequence[str], contexts: Iterable[Any]) -> list[str]:
+    """`values --help` -> `--help values`: invoke reads a `--help` after a task with a
+    positional argument as that argument's value (`unknown cluster(s): --help`)."""
+    out = list(argv)
+    start = next((i for i, token in enumerate(out[1:], 1) if not token.startswith("-")), None)
+    if start is None:
+        return out
+    context = next((c for c in contexts if out[start] in (c.name, *c.aliases)), None)
+    rest = out[start + 1:]
+    rest = rest[:rest.index("--")] if "--" in rest else rest
+    if context is None or not context.positional_args or "--help" not in rest:
+        return out
+    return [*out[:start], "--help", out[start]]
+
+
 def main() -> None:
-    """Entry point of the console script; Ctrl-C before a run starts is not a traceback."""
+    """Entry point of the console script; Ctrl-C before a run starts is not a traceback, nor
+    is a reader that went away (`hubtasks ... | head`)."""
     try:
-        from hubtasks.fastcli import fast_plan
-
-        code = fast_plan(sys.argv[1:])
-        if code is not None:
-            sys.exit(code)
-        from invoke import Program
-
-        from hubtasks.tasks import ns
-
-        argv = with_optional_positionals(sys.argv, ns.to_contexts())
-        Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks").run(argv)
+        try:
+            _run(sys.argv)
+        finally:
+            sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
     except KeyboardInterrupt:
         print("hubtasks: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
+        sys.exit(141)  # what a shell reports for a process SIGPIPE ended
+
+
+def _run(argv: list[str]) -> None:
+    from hubtasks.fastcli import fast_plan
+
+    code = fast_plan(argv[1:])
+    if code is not None:
+        sys.exit(code)
+    from invoke import Program
+
+    from hubtasks.tasks import ns
+
+    contexts = ns.to_contexts()
+    argv = with_optional_positionals(help_of_positional_task(argv, contexts), contexts)
+    Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks").run(argv)

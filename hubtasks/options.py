@@ -143,10 +143,14 @@ def environment() -> dict[str, str]:
     return dict(os.environ)
 
 
-def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs") -> RunOptions:
+def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs",
+                saves_plan: bool = False) -> RunOptions:
     """The RunOptions of a deploy task from its flags (`locals()` of the task).
 
     `jobs_means` says which limit a task's `--jobs` sets (canary: `canary_workers`).
+    `saves_plan` (deploy-all, which writes its plan): with a results file of its own and no
+    plan file named, the plan goes beside the results file (`R.json` -> `R.plan.json`), so
+    two runs on different results files never write one plan file.
     """
     flags = dict(flags)
     if jobs_means != "jobs":
@@ -168,7 +172,12 @@ def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs") -
     limits = Limits(jobs=s.integer("jobs"), per_cluster=s.integer("per_cluster"),
                     canary_workers=s.integer("canary_workers"))
     helm = flags.get("helm")
-    return RunOptions(repo=root, plan=s.path("plan", root), results=s.path("results", root),
+    results = s.path("results", root)
+    plan = s.path("plan", root)
+    if saves_plan and s.get("plan") == DEFAULTS["plan"] and \
+            s.get("results") != DEFAULTS["results"]:
+        plan = results.with_name(f"{results.name.removesuffix('.json')}.plan.json")
+    return RunOptions(repo=root, plan=plan, results=results,
                       deploy=deploy, limits=limits, helm=Path(helm) if helm else None,
                       verbose=bool(flags.get("verbose")))
 

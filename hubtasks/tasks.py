@@ -14,12 +14,41 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from invoke import Collection, Context, Exit, task
+import invoke
+from invoke import Collection, Context, Exit
 
 from hubtasks.model import HubtasksError
 from hubtasks.options import DEFAULTS, repo_root, run_options, split_list
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Task(invoke.Task):  # type: ignore[type-arg]  # generic only in invoke's annotations
+    """invoke's Task with two of its flag quirks fixed.
+
+    invoke pops each help text as it builds a task's flags, so building them twice (cli.py
+    parses argv once itself for `values C H`) would print `--help` without texts; and when
+    every letter of a flag's name is taken, it picks the `-` of `per-cluster` as the short
+    flag (`--`). Help texts are kept, and that flag gets no short form (the others keep
+    theirs).
+    """
+
+    def get_arguments(self, *args: Any, **kwargs: Any) -> list[Any]:
+        kept = dict(self.help)
+        try:
+            return list(super().get_arguments(*args, **kwargs))
+        finally:
+            self.help = kept
+
+    def arg_opts(self, name: str, default: str, taken_names: set[str]) -> dict[str, Any]:
+        opts: dict[str, Any] = super().arg_opts(name, default, taken_names)
+        if "-" in opts["names"]:  # dropped, yet still taken: later flags keep their letters
+            opts["names"].remove("-")
+            taken_names.add("-")
+        return opts
+
+
+task = functools.partial(invoke.task, klass=Task)
 
 
 def user_errors(func: F) -> F:
@@ -187,7 +216,9 @@ def prod(c: Context, plan: str | None = None, cluster: list[str] | None = None,
 
 
 @task(iterable=["label"], help=helps(
-    "plan", **PLAN_HELP,
+    **PLAN_HELP,
+    plan="save the plan JSON to FILE (default .hubtasks/plan.json; with --results R.json: "
+         "R.plan.json)",
     pipeline="start a cluster's prod hubs as soon as its canary succeeded (no barrier "
              "across clusters); --no-pipeline waits for every canary first",
     canary_workers="at most N clusters' canaries at once (default 8)",
@@ -206,7 +237,8 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
                lock_timeout: str | None = None,
                helm: str | None = None,
                kubeconfig_dir: str | None = None, log_dir: str | None = None,
-               verbose: bool = False, repo: str | None = None) -> int:
+               verbose: bool = False, repo: str | None = None,
+               plan: str | None = None) -> int:  # last: earlier flags keep their short forms
     """Plan, canary, filter and prod in one process."""
     from hubtasks.deploying import stages
     from hubtasks.deploying.converge import check_against, deploy_against
@@ -214,7 +246,7 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
     from hubtasks.output.reports import finish, show_planned
     from hubtasks.output.states import show_pruned
 
-    options = run_options(c, locals())
+    options = run_options(c, locals(), saves_plan=True)
     check_against(against)
     on_plan = functools.partial(show_planned, options=options, pipelined=pipeline)
     if prune and not against:

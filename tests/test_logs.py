@@ -138,6 +138,32 @@ def test_reporter_redraws_a_progress_line_on_a_tty() -> None:
     assert stream.getvalue().endswith("\r\x1b[K")
 
 
+class GoneStream(io.StringIO):
+    """A console whose reader went away after `lines` writes (a closed pipe)."""
+
+    def __init__(self, lines: int) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def write(self, text: str) -> int:
+        if self.lines == 0:
+            raise BrokenPipeError(32, "Broken pipe")
+        self.lines -= 1
+        return super().write(text)
+
+
+def test_a_console_that_went_away_never_stops_the_run() -> None:
+    stream = GoneStream(lines=1)
+    reporter = ConsoleReporter(2, stream, tty=False)
+    reporter.on_start(job("prod", "a", "x"))
+    reporter.on_start(job("prod", "a", "y"))  # the pipe breaks here: no exception
+    reporter.on_result(result("prod", "a", "x", Status.SUCCEEDED, started_at="t"))
+    reporter.note("interrupted")
+    reporter.close()
+    assert stream.getvalue() == "▶ prod:a/x\n"
+    assert reporter.progress() == "1/2 done, 1 running, 0 failed"  # it still counts
+
+
 def test_reporter_falls_back_to_ascii() -> None:
     stream = io.TextIOWrapper(io.BytesIO(), encoding="ascii")
     reporter = ConsoleReporter(1, stream, tty=False)

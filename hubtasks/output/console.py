@@ -35,6 +35,7 @@ class ConsoleReporter:
         self.counts: Counter[Status] = Counter()
         # Reentrant: a signal handler (main thread) may call note() while it holds the lock.
         self._lock = threading.RLock()
+        self._gone = False  # the stream failed (a closed pipe, a hung-up terminal)
 
     def on_start(self, job: Job) -> None:
         """Print `▶ <job>`; the executor calls it from any thread."""
@@ -58,8 +59,7 @@ class ConsoleReporter:
         """Clear the progress line; call once the run is over."""
         with self._lock:
             if self.tty:
-                self.stream.write("\r\x1b[K")
-                self.stream.flush()
+                self._write("\r\x1b[K")
 
     def progress(self) -> str:
         """`3/12 done, 2 running, 1 failed`, with skipped/cancelled counts when non-zero."""
@@ -82,11 +82,18 @@ class ConsoleReporter:
 
     def _line(self, text: str) -> None:
         # On a terminal the progress line is redrawn in place; CI logs get plain lines only.
-        if self.tty:
-            self.stream.write(f"\r\x1b[K{text}\n{self.progress()}")
-        else:
-            self.stream.write(text + "\n")
-        self.stream.flush()
+        self._write(f"\r\x1b[K{text}\n{self.progress()}" if self.tty else text + "\n")
+
+    def _write(self, text: str) -> None:
+        """Write and flush; a stream that fails is given up, never the run: the console is a
+        view of the run (the results file and the logs keep everything)."""
+        if self._gone:
+            return
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # ValueError: the stream was closed
+            self._gone = True
 
 
 def _symbols(stream: TextIO) -> tuple[str, str, str]:

@@ -1,0 +1,92 @@
+"""The console script's flags and help: every documented flag shows its help text (also when
+the flags are built twice, as cli.py does), no flag's short form is `--`, `TASK --help` works
+for a task with a positional, a closed pipe is not a traceback, and deploy-all saves its plan
+beside a results file of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubtasks.cli import help_of_positional_task
+from hubtasks.options import run_options
+from hubtasks.tasks import ns
+
+ROOT = Path(__file__).resolve().parents[1]
+HUBTASKS = [sys.executable, "-c", "from hubtasks.cli import main; main()"]
+
+
+def test_help_texts_survive_building_the_flags_twice() -> None:
+    ns.to_contexts()  # cli.py builds them once itself, then invoke's Program again
+    for context in ns.to_contexts():
+        task = ns[context.name]
+        for name in task.help:
+            flag = context.flags[f"--{name.replace('_', '-')}"]
+            assert flag.help, f"{context.name} --{flag.name} lost its help text"
+
+
+def test_no_flag_has_a_dash_for_a_short_form() -> None:
+    names = [(c.name, n) for c in ns.to_contexts() for a in c.flags.values() for n in a.names]
+    assert not [found for found in names if found[1] == "-"]
+    deploy_all = next(c for c in ns.to_contexts() if c.name == "deploy-all")
+    # later flags keep the letters they had before `-` stopped being one
+    assert deploy_all.flags["--canary-workers"].names == ("canary-workers", "c")
+    assert deploy_all.flags["--lock-timeout"].names == ("lock-timeout", "m")
+
+
+def test_every_flag_in_the_console_scripts_help_has_its_text() -> None:
+    out = subprocess.run([*HUBTASKS, "deploy-all", "--help"], capture_output=True, text=True,
+                         check=True, cwd=ROOT).stdout
+    assert "--=" not in out
+    lines = [line for line in out.splitlines() if line.strip().startswith("-")]
+    assert lines and all(len(line.split(None, 2)) >= 2 for line in lines)
+    assert "roll back a failed upgrade" in out
+    assert "save the plan JSON to FILE" in out
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["values", "--help"], ["--help", "values"]),
+    (["values", "c", "--help"], ["--help", "values"]),
+    (["--echo", "values", "--help"], ["--echo", "--help", "values"]),
+    (["values", "c", "h"], ["values", "c", "h"]),
+    (["values", "c", "--", "--help"], ["values", "c", "--", "--help"]),
+    (["plan", "--help"], ["plan", "--help"]),  # no positional: invoke's own way works
+], ids=repr)
+def test_help_of_a_task_with_a_positional(argv: list[str], expected: list[str]) -> None:
+    assert help_of_positional_task(["hubtasks", *argv], ns.to_contexts()) == \
+        ["hubtasks", *expected]
+
+
+def test_values_help_through_the_console_script() -> None:
+    proc = subprocess.run([*HUBTASKS, "values", "--help"], capture_output=True, text=True,
+                          check=False, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert "the hub, or as `hubtasks values CLUSTER HUB`" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--list"], ["values", "--help"], ["plan", "--everything"]],
+                         ids=" ".join)
+def test_a_reader_that_went_away_is_not_a_traceback(args: list[str], tmp_path: Path) -> None:
+    with (tmp_path / "stderr").open("w+b") as stderr:
+        proc = subprocess.Popen([*HUBTASKS, *args], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=stderr)
+        assert proc.stdout is not None
+        proc.stdout.close()  # `| head` that has read enough
+        assert proc.wait(timeout=120) == 141
+    err = (tmp_path / "stderr").read_text()
+    assert "Traceback" not in err and "BrokenPipeError" not in err
+
+
+def test_deploy_all_saves_its_plan_beside_its_own_results_file(tmp_path: Path) -> None:
+    def plan_of(**flags: str | None) -> Path:
+        return run_options(None, {"repo": str(tmp_path), **flags}, saves_plan=True).plan
+
+    assert plan_of() == tmp_path / ".hubtasks/plan.json"
+    assert plan_of(results=".hubtasks/a.json") == tmp_path / ".hubtasks/a.plan.json"
+    assert plan_of(results="/x/leg") == Path("/x/leg.plan.json")
+    assert plan_of(results="a.json", plan="p.json") == tmp_path / "p.json"
+    assert run_options(None, {"repo": str(tmp_path), "results": "a.json"}).plan == \
+        tmp_path / ".hubtasks/plan.json"  # canary/prod read the plan they are given
