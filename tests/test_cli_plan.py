@@ -118,3 +118,25 @@ def test_bad_config_is_a_clear_error(repo: GitRepo) -> None:
 def test_check_config(repo: GitRepo) -> None:
     proc = hubtasks(repo.root, "check-config")
     assert proc.returncode == 0 and "3 clusters, 11 hubs" in proc.stdout
+
+
+def test_files_are_compared_at_the_merge_base_not_at_the_bases_tip(tmp_path: Path) -> None:
+    """CI passes a PR's changed files while main has moved on: a hub main added since the
+    branch started is no removal of the PR's, nor is its cluster.yaml edit a change of it."""
+    repo = GitRepo(tmp_path / "repo", base_files())
+    repo.git("checkout", "-qb", "feature")
+    repo.write({f"{C}/alpha/cluster.yaml": {**repo.read_yaml(f"{C}/alpha/cluster.yaml"),
+                                            "display_name": "Alpha"}})
+    repo.commit("describe alpha")
+    repo.git("checkout", "-q", "main")
+    alpha = repo.read_yaml(f"{C}/alpha/cluster.yaml")
+    alpha["hubs"].append({**alpha["hubs"][-1], "name": "later"})
+    repo.write({f"{C}/alpha/cluster.yaml": alpha})
+    repo.commit("main adds a hub")
+    repo.git("checkout", "-q", "feature")
+    proc = hubtasks(repo.root, "plan", "--base", "main", "--format", "json",
+                    "--files", f"{C}/alpha/cluster.yaml")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["jobs"] == [] and doc["removed"] == []
+    assert doc["base"] == repo.git("merge-base", "main", "feature")

@@ -488,3 +488,22 @@ def test_a_text_symlink_chart_document_reads_what_its_target_imports(tmp_path: P
     assert all(j.invalid for j in jobs.values())
     assert "chart daskhub jsonnet import lib/common.libsonnet modified" in \
         jobs["alpha/prod2"].reasons
+
+
+def test_a_new_jsonnet_prefix_plans_and_checks_the_releases_that_render_jsonnet(
+        tmp_path: Path) -> None:
+    files = base_files()
+    gamma = copy.deepcopy(files[f"{C}/gamma/cluster.yaml"])
+    research = next(h for h in gamma["hubs"] if h["name"] == "research")
+    research["helm_chart_values_files"] = ["research.jsonnet"]
+    files[f"{C}/gamma/cluster.yaml"] = gamma
+    files[f"{C}/gamma/research.jsonnet"] = "{ hub: std.extVar('HUBTASKS_HUB_NAME') }\n"
+    base = GitRepo(tmp_path / "origin", files)
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    repo.write({"hubtasks.yaml": {**files["hubtasks.yaml"], "jsonnet_ext_var_prefix": "X_"}})
+    repo.commit("rename the variables")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    assert job_ids(plan) == {"prod:gamma/research", "staging:gamma/canary"}
+    found = next(j for j in plan.jobs if j.hub == "research")
+    assert "hubtasks.yaml: jsonnet_ext_var_prefix changed" in found.reasons
+    assert any("undefined external variable: HUBTASKS_HUB_NAME" in p for p in found.invalid)

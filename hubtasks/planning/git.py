@@ -103,15 +103,20 @@ class Git:
             return None
         return lines[0], lines[1], bases[0]
 
-    def merge_base(self, base: str, head: str, base_ref: str) -> str:
+    def try_merge_base(self, base: str, head: str) -> str | None:
+        """The merge-base of two commits, or None when they share no history (here)."""
         done = self.run("merge-base", base, head, check=False)
-        if done.returncode == 0:
-            return done.stdout.strip()
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    def merge_base(self, base: str, head: str, base_ref: str, head_ref: str = "HEAD") -> str:
+        found = self.try_merge_base(base, head)
+        if found is not None:
+            return found
         hint = "the two commits share no history"
         if self.is_shallow():
             hint = ("this is a shallow clone without their common ancestor: check out with full "
                     "history (actions/checkout with fetch-depth: 0) or `git fetch --unshallow`")
-        raise HubtasksError(f"cannot find a merge-base of {base_ref!r} and HEAD: {hint}")
+        raise HubtasksError(f"cannot find a merge-base of {base_ref!r} and {head_ref!r}: {hint}")
 
     def show(self, rev: str, path: str) -> str | None:
         """A file's text at `rev`, or None when it does not exist there."""
@@ -126,7 +131,7 @@ def changed_files(repo: Path, *, base: str, head: str = "HEAD",
     found = git.refs_and_merge_base(base, head)
     if found is None:
         base_sha, head_sha = git.resolve_both(base, head)
-        merge_base = git.merge_base(base_sha, head_sha, base)
+        merge_base = git.merge_base(base_sha, head_sha, base, head)
     else:
         base_sha, head_sha, merge_base = found
     args = ["diff", "--name-status", "-z", "-M", merge_base]

@@ -22,7 +22,7 @@ from functools import partial
 
 from hubtasks.config.domains import hub_domain
 from hubtasks.config.jsonnet import RENDERER, STATIC_ERROR, is_jsonnet, release_context
-from hubtasks.config.model import Hub, RepoConfig, Support
+from hubtasks.config.model import SETTINGS_FILE, Hub, RepoConfig, Support
 from hubtasks.config.valuefiles import values_file_problems
 from hubtasks.model import HubtasksError
 from hubtasks.planning.changes import ChangedFile
@@ -147,6 +147,8 @@ def changed_input_problems(config: RepoConfig,
     changed = {c.path for c in changes if c.status != "D"}
     if not changed:
         return {}
+    if SETTINGS_FILE in changed:  # its prefix and chart_values reach every jsonnet document
+        changed |= _jsonnet_documents(config)
     checks = _Checks(config)
     charts = _ChartDocuments(checks, changed)
     out: dict[Key, tuple[str, ...]] = {}
@@ -156,6 +158,14 @@ def changed_input_problems(config: RepoConfig,
         if problems:
             out[key] = tuple(dict.fromkeys(problems))
     return out
+
+
+def _jsonnet_documents(config: RepoConfig) -> set[str]:
+    """Every jsonnet document of every release: the charts' own and the releases'."""
+    found = {rel for chart in {*(h.chart for h in config.hubs()), config.settings.support_chart}
+             for rel in config.chart_values(chart)}
+    found |= {rel for _, _, release in _releases(config) for rel in release.values_files}
+    return {rel for rel in found if is_jsonnet(rel)}
 
 
 def with_input_problems(config: RepoConfig,

@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any
 
 from hubtasks.config.charts import CHART_FILE, outside_folders
+from hubtasks.config.jsonnet import is_jsonnet
 from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, Hub, RepoConfig, Settings
 from hubtasks.model import Job, Plan, Removed, Stage, gc_paused
 from hubtasks.planning.changes import ChangedFile
@@ -130,24 +131,42 @@ class ChangeIndex:
         return reasons
 
 
-def settings_reasons(base: Settings | None, head: Settings) -> tuple[list[str], list[str]]:
-    """Reasons from hubtasks.yaml keys that change what is rendered: (all hubs, all support).
+@dataclass(frozen=True)
+class SettingsReasons:
+    """Reasons from hubtasks.yaml keys that change what is rendered or run for a release."""
 
-    `charts_dir` moves every chart; `support_chart` swaps the support releases' chart. The
-    other keys (globs, exclusions, kubeconfig_dir) change how we plan or connect, not what
-    helm renders.
+    hubs: tuple[str, ...] = ()  # every hub
+    support: tuple[str, ...] = ()  # every support release
+    jsonnet: tuple[str, ...] = ()  # every release that renders a jsonnet document
+    by_chart: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a chart's releases
+
+
+def settings_reasons(base: Settings | None, head: Settings) -> SettingsReasons:
+    """What an edit of hubtasks.yaml changes for the releases.
+
+    `charts_dir` moves every chart; `support_chart` swaps the support releases' chart;
+    `jsonnet_ext_var_prefix` renames the variables every jsonnet document reads;
+    `chart_values.X` changes chart X's own documents, `before.X` what runs before each of its
+    releases. The other keys (globs, exclusions, kubeconfig_dir, health_check) change how we
+    plan, connect or check, not what is deployed.
     """
     if base is None:
-        return [], []
-    hubs: list[str] = []
-    support: list[str] = []
-    if base.charts_dir != head.charts_dir:
-        reason = f"{SETTINGS_FILE}: charts_dir changed"
-        hubs.append(reason)
-        support.append(reason)
-    if base.support_chart != head.support_chart:
-        support.append(f"{SETTINGS_FILE}: support_chart changed")
-    return hubs, support
+        return SettingsReasons()
+    every = (f"{SETTINGS_FILE}: charts_dir changed",) if base.charts_dir != head.charts_dir \
+        else ()
+    support = (f"{SETTINGS_FILE}: support_chart changed",) \
+        if base.support_chart != head.support_chart else ()
+    jsonnet = (f"{SETTINGS_FILE}: jsonnet_ext_var_prefix changed",) \
+        if base.jsonnet_ext_var_prefix != head.jsonnet_ext_var_prefix else ()
+    by_chart: dict[str, tuple[str, ...]] = {}
+    for key in ("chart_values", "before"):
+        was, now = getattr(base, key), getattr(head, key)
+        for chart in sorted(set(was) | set(now)):
+            if was.get(chart) != now.get(chart):
+                by_chart[chart] = (*by_chart.get(chart, ()),
+                                   f"{SETTINGS_FILE}: {key}.{chart} changed")
+    return SettingsReasons(hubs=every, support=(*every, *support), jsonnet=jsonnet,
+                           by_chart=by_chart)
 
 
 # ---------------------------------------------------------------------------- release inputs
@@ -166,13 +185,14 @@ class _Planner:
         self._charts: dict[tuple[str, str | None, tuple[str, ...] | None, str | None],
                            list[str]] = {}
         self.removed: list[Removed] = []
+        self._chart_jsonnet: dict[str, bool] = {}
         self.all_hubs = self._global(self.settings.deploy_all_hubs_on, "deploy_all_hubs_on",
                                      LABEL_DEPLOY_HUBS)
         self.all_support = self._global(self.settings.deploy_all_support_on,
                                         "deploy_all_support_on", LABEL_DEPLOY_SUPPORT)
-        hubs, support = settings_reasons(request.base_settings, self.settings)
-        self.all_hubs += hubs
-        self.all_support += support
+        self.by_settings = settings_reasons(request.base_settings, self.settings)
+        self.all_hubs += self.by_settings.hubs
+        self.all_support += self.by_settings.support
 
     def _global(self, globs: Sequence[str], setting: str, label: str) -> list[str]:
         """Reasons that plan every hub (or every support release) at once."""
@@ -242,12 +262,31 @@ class _Planner:
                                   *self.files(cluster.support.values_files, "values"),
                                   *self.files(cluster.support.jsonnet_imports, "jsonnet import"),
                                   *self.links(cluster.support.linked_values),
-                                  *self.chart(self.settings.support_chart)]
+                                  *self.chart(self.settings.support_chart),
+                                  *self.from_settings(self.settings.support_chart,
+                                                      cluster.support.values_files)]
         for hub in cluster.hubs:
             key = (cluster.name, hub.name)
             self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
             self.reasons[key] += [*common, *diff.hubs.get(hub.name, ()), *self.all_hubs,
-                                  *self.hub_files(hub), *self.chart(hub)]
+                                  *self.hub_files(hub), *self.chart(hub),
+                                  *self.from_settings(hub.chart, hub.values_files)]
+
+    def from_settings(self, chart: str, values_files: Sequence[str]) -> list[str]:
+        """Reasons from hubtasks.yaml keys about this release's chart, or its jsonnet."""
+        found = self.by_settings
+        if not found.by_chart and not found.jsonnet:
+            return []
+        reasons = list(found.by_chart.get(chart, ()))
+        if found.jsonnet and (self._chart_has_jsonnet(chart)
+                              or any(map(is_jsonnet, values_files))):
+            reasons += found.jsonnet
+        return reasons
+
+    def _chart_has_jsonnet(self, chart: str) -> bool:
+        if chart not in self._chart_jsonnet:
+            self._chart_jsonnet[chart] = any(map(is_jsonnet, self.config.chart_values(chart)))
+        return self._chart_jsonnet[chart]
 
     def credentials(self, cluster: Cluster) -> list[str]:
         """A credentials file's content is no release input (a rotated deployer key deploys

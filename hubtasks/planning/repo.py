@@ -25,9 +25,11 @@ def find_changes(repo: Path, options: PlanOptions) -> ChangeSet:
     if options.everything and options.files is None:
         head = resolve_ref(repo, options.head)
         return ChangeSet(files=(), base=None, head=head)
-    if options.files is not None:
-        base = resolve_ref(repo, options.base)
-        head = resolve_ref(repo, options.head)
+    if options.files is not None:  # git may not know the refs (a list from elsewhere)
+        git = Git(repo)
+        base, head = git.try_resolve(options.base), git.try_resolve(options.head)
+        if base is not None and head is not None:  # what the list is compared against
+            base = git.try_merge_base(base, head) or base
         return ChangeSet(files=files_from_list(options.files), base=base, head=head)
     return changed_files(repo, base=options.base, head=options.head, worktree=options.worktree)
 
