@@ -52,7 +52,9 @@ task = functools.partial(invoke.task, klass=Task)
 
 
 def user_errors(func: F) -> F:
-    """Turn HubtasksError into a clean message and exit code 2 (never a traceback)."""
+    """Turn HubtasksError into a clean message and exit code 2 (never a traceback); so is a
+    file hubtasks could not write or read where it was told to (a read-only or full disk,
+    a results path under a file: `OSError` naming a file)."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -60,6 +62,11 @@ def user_errors(func: F) -> F:
             code = func(*args, **kwargs)
         except HubtasksError as err:
             raise Exit(f"hubtasks: error: {err}", code=2) from None
+        except OSError as err:
+            if err.filename is None:
+                raise
+            raise Exit(f"hubtasks: error: {err.filename}: {err.strerror or err}", code=2) \
+                from None
         if code:
             raise Exit(code=code)
         return None

@@ -90,3 +90,22 @@ def test_deploy_all_saves_its_plan_beside_its_own_results_file(tmp_path: Path) -
     assert plan_of(results="a.json", plan="p.json") == tmp_path / "p.json"
     assert run_options(None, {"repo": str(tmp_path), "results": "a.json"}).plan == \
         tmp_path / ".hubtasks/plan.json"  # canary/prod read the plan they are given
+
+
+def test_a_file_hubtasks_cannot_write_is_a_user_error_not_a_traceback() -> None:
+    from invoke import Exit
+
+    from hubtasks.tasks import user_errors
+
+    def write_under_a_file() -> None:
+        raise FileExistsError(17, "File exists", "/repo/README.md")
+
+    def a_bug() -> None:
+        raise OSError("no file named: a bug, shown as one")
+
+    with pytest.raises(Exit) as exited:
+        user_errors(write_under_a_file)()
+    assert exited.value.code == 2
+    assert exited.value.message == "hubtasks: error: /repo/README.md: File exists"
+    with pytest.raises(OSError, match="a bug"):
+        user_errors(a_bug)()

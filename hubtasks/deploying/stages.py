@@ -60,7 +60,7 @@ def deploy_all(options: RunOptions, plan_options: PlanOptions, *, pipelined: boo
     `on_plan` hears the plan before any job starts (to show it).
     """
     find_helm(options.env, explicit=options.helm)  # fail before planning, not after
-    config, plan = plan_repo(options.repo, plan_options)
+    config, plan = plan_repo(options.repo, plan_options, deploying=True)
     if on_plan is not None:
         on_plan(plan)
     schedule = run_pipelined if pipelined else run_staged

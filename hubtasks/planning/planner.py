@@ -307,11 +307,19 @@ class _Planner:
         return found
 
     def removed_clusters(self) -> None:
+        """Clusters whose cluster.yaml went: also when their folder stays behind (files git
+        ignores, such as decrypted credentials, outlive `git rm -r`), which loads as broken."""
         for name, doc in sorted(self.request.base_docs.items()):
-            if name not in self.config.clusters and name not in self.config.broken \
-                    and isinstance(doc, Mapping):
+            gone = name not in self.config.broken or self._deleted(
+                self.settings.cluster_file(name))
+            if name not in self.config.clusters and gone and isinstance(doc, Mapping):
                 self.removed += [Removed(cluster=name, hub=hub, cluster_removed=True)
                                  for hub in release_names(doc)]
+
+
+    def _deleted(self, path: str) -> bool:
+        change = self.index.by_path.get(path)
+        return change is not None and change.status == "D"
 
 
 def canary(cluster: Cluster, planned: Mapping[Key, list[str]]) -> tuple[dict[str, str], bool]:
@@ -352,8 +360,10 @@ def build_plan(config: RepoConfig, request: PlanRequest) -> Plan:
             for key, why in reasons.items() if why]
     notes = tuple(f"unknown label {label!r} ignored" for label in sorted(request.labels)
                   if label.startswith("deployer:") and label not in KNOWN_LABELS)
+    gone = {r.cluster for r in planner.removed if r.cluster_removed}
     notes += tuple(f"cluster {name!r} not planned: {problem}"
-                   for name, problems in sorted(config.broken.items()) for problem in problems)
+                   for name, problems in sorted(config.broken.items()) if name not in gone
+                   for problem in problems)
     notes += tuple(f"chart {folder} is broken (its releases are invalid): {problem}"
                    for folder, problems in sorted(config.chart_problems.items())
                    for problem in problems)

@@ -10,9 +10,10 @@ from typing import Any
 from hubtasks.config.load import load_config, settings_from_doc
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
 from hubtasks.config.yamlfiles import ConfigError, parse_yaml
-from hubtasks.model import Plan
+from hubtasks.model import HubtasksError, Plan
 from hubtasks.options import PlanOptions
 from hubtasks.planning.changes import ChangedFile, ChangeSet, files_from_list
+from hubtasks.planning.checkout import DirtyScan, config_inputs, tree_of, uncommitted_note
 from hubtasks.planning.git import Git, base_texts, changed_files
 from hubtasks.planning.inputs import changed_input_problems, with_input_problems
 from hubtasks.planning.planfile import new_plan_id
@@ -77,12 +78,47 @@ def invalid_problems(config: RepoConfig) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def plan_repo(repo: Path | str, options: PlanOptions,
-              config: RepoConfig | None = None) -> tuple[RepoConfig, Plan]:
-    """Load, diff and plan one checkout."""
+def plan_repo(repo: Path | str, options: PlanOptions, config: RepoConfig | None = None, *,
+              deploying: bool = False) -> tuple[RepoConfig, Plan]:
+    """Load, diff and plan one checkout.
+
+    A diff plans a commit: when the checkout is not that commit (another `--head`, or
+    uncommitted changes to the config without `--worktree`), the plan reads the commit's own
+    files (planning/checkout.py), and a deploy (`deploying`), which would upgrade the files
+    on disk, is refused. `--everything` and `--files` plan the checkout as it is.
+    """
     repo = Path(repo).resolve()
+    by_diff = config is None and options.files is None and not options.everything \
+        and not options.worktree
+    scan = DirtyScan(repo) if by_diff else None
     config = config or load_config(repo, tolerant=True)
     changes = find_changes(repo, options)
+    if scan is None or changes.head is None:
+        return _plan(repo, config, options, changes)
+    dirty = config_inputs(config, scan.paths())
+    checkout = changes.head if options.head == "HEAD" else resolve_ref(repo, "HEAD")
+    elsewhere = checkout != changes.head
+    if not dirty and not elsewhere:
+        return _plan(repo, config, options, changes)
+    if deploying:
+        raise HubtasksError(_not_the_planned_files(options.head, changes.head, dirty,
+                                                   elsewhere))
+    with tree_of(repo, changes.head) as tree:
+        config, plan = _plan(repo, load_config(tree, tolerant=True), options, changes)
+    if not elsewhere:
+        plan = replace(plan, notes=(*plan.notes, uncommitted_note(dirty)))
+    return config, plan
+
+
+def _not_the_planned_files(ref: str, head: str, dirty: list[str], elsewhere: bool) -> str:
+    if elsewhere:
+        return (f"the checkout is not --head {ref} ({head[:12]}), and a deploy upgrades the "
+                f"checkout's files: check out {ref} first")
+    return f"{uncommitted_note(dirty)}; a deploy would upgrade them unplanned"
+
+
+def _plan(repo: Path, config: RepoConfig, options: PlanOptions,
+          changes: ChangeSet) -> tuple[RepoConfig, Plan]:
     config = with_input_problems(config, changed_input_problems(config, changes.files))
     request = PlanRequest(changes=changes.files, base=changes.base, head=changes.head,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),

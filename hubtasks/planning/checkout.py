@@ -1,0 +1,89 @@
+"""Which files a plan of a commit reads: the checkout's, or the commit's own tree.
+
+Loading reads files from disk, which are the planned commit's only when the checkout *is*
+that commit: `--head REF` naming another commit, or uncommitted changes to the config (not
+counted without `--worktree`), would shape the plan with files the diff does not describe.
+Then the plan reads the commit's tree, written to a private temporary folder through a
+temporary index (`read-tree` + `checkout-index --prefix`; the repo's own index and work tree
+are untouched). The common case, a clean checkout of HEAD, costs one `git status`, run
+beside the load.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from hubtasks.config.model import SETTINGS_FILE, Hub, RepoConfig, Support
+from hubtasks.planning.git import Git
+
+STATE_DIR = ".hubtasks"  # what hubtasks writes in a checkout: never a change of the config
+
+
+class DirtyScan:
+    """`git status` of the checkout, started now and read when needed."""
+
+    def __init__(self, repo: Path) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="git-status")
+        self._found: Future[list[str]] = self._pool.submit(uncommitted, repo)
+        self._pool.shutdown(wait=False)
+
+    def paths(self) -> list[str]:
+        return self._found.result()
+
+
+def uncommitted(repo: Path) -> list[str]:
+    """Paths whose checkout differs from HEAD: modified, staged, deleted or untracked (not
+    ignored), but for hubtasks' own state folder. Empty outside a git checkout."""
+    done = Git(repo).run("status", "--porcelain=v1", "-z", "--untracked-files=all",
+                         "--no-renames", "--ignore-submodules", "--", ".",
+                         f":(exclude){STATE_DIR}", check=False)
+    if done.returncode != 0:
+        return []
+    return sorted(entry[3:] for entry in done.stdout.split("\0") if len(entry) > 3)
+
+
+def config_inputs(config: RepoConfig, paths: Iterable[str]) -> list[str]:
+    """The paths that can change what the config loads or renders: hubtasks.yaml, anything
+    under the clusters or charts folders, and the files releases name or read elsewhere."""
+    settings = config.settings
+    folders = (f"{settings.clusters_dir}/", f"{settings.charts_dir}/",
+               *(f"{folder}/" for folder in config.charts))
+    named = _named_files(config)
+    return [p for p in paths if p == SETTINGS_FILE or p.startswith(folders) or p in named]
+
+
+def _named_files(config: RepoConfig) -> set[str]:
+    found: set[str] = {p for files in config.chart_imports.values() for p in files}
+    for cluster in config.clusters.values():
+        found.update(cluster.credential_files)
+        releases: list[Hub | Support] = [*([cluster.support] if cluster.support else []),
+                                         *cluster.hubs]
+        for release in releases:
+            found.update(release.values_files, release.jsonnet_imports,
+                         (target for _, target in release.linked_values))
+        for hub in cluster.hubs:
+            found.update(p for p in (hub.chart_override, hub.domain_override_file) if p)
+    return found
+
+
+def uncommitted_note(paths: list[str]) -> str:
+    shown = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return (f"uncommitted changes are not planned ({shown}): the plan read the committed "
+            "files; pass --worktree to plan the checkout as it is")
+
+
+@contextmanager
+def tree_of(repo: Path, commit: str) -> Iterator[Path]:
+    """A private folder holding `commit`'s files, removed on exit."""
+    with tempfile.TemporaryDirectory(prefix="hubtasks-tree-") as tmp:
+        index, tree = Path(tmp) / "index", Path(tmp) / "tree"
+        git = Git(repo, env={**os.environ, "GIT_INDEX_FILE": str(index)})
+        git.run("read-tree", commit)
+        git.run("checkout-index", "--all", "--force", f"--prefix={tree}/")
+        tree.mkdir(exist_ok=True)  # an empty commit writes nothing
+        yield tree
