@@ -28,8 +28,11 @@ def write_atomic(path: Path, data: str | bytes, *, mode: int = PRIVATE,
 
     A reader sees the old file or the new one, never half of one. The file has `mode` from
     the moment it exists (default 0600). `durable` fsyncs the file and its folder, so the
-    new content survives a power loss, not only a crash of this process.
+    new content survives a power loss, not only a crash of this process. A symlink is
+    followed (its target is replaced, as a plain write would change it), never replaced.
     """
+    if path.is_symlink():
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     try:

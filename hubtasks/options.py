@@ -177,6 +177,9 @@ def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs",
     if saves_plan and s.get("plan") == DEFAULTS["plan"] and \
             s.get("results") != DEFAULTS["results"]:
         plan = results.with_name(f"{results.name.removesuffix('.json')}.plan.json")
+    if saves_plan and plan.resolve() == results.resolve():
+        raise HubtasksError(f"--plan and --results name one file ({plan}): the plan would "
+                            "replace the results; choose another --plan")
     return RunOptions(repo=root, plan=plan, results=results,
                       deploy=deploy, limits=limits, helm=Path(helm) if helm else None,
                       verbose=bool(flags.get("verbose")))
@@ -203,6 +206,9 @@ def file_list(files: Iterable[str] | None, files_from: str | None,
             lines += Path(files_from).read_text(encoding="utf-8").splitlines()
         except OSError as err:
             raise HubtasksError(f"cannot read --files-from {files_from}: {err.strerror}") from None
+        except UnicodeDecodeError:
+            raise HubtasksError(f"--files-from {files_from}: not UTF-8 text (one path per "
+                                "line)") from None
     return tuple(lines)
 
 

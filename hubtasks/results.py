@@ -248,7 +248,9 @@ class ResultsStore:
     """
 
     def __init__(self, path: Path) -> None:
-        self.path = Path(path)
+        # A symlinked results file is its target: locks and writes follow it (an artifact
+        # folder linked in), so two names of one file never make two runs at once.
+        self.path = Path(path).resolve() if Path(path).is_symlink() else Path(path)
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         self.load()  # a corrupt or foreign file fails the run now, before any deploy starts
 

@@ -109,3 +109,20 @@ def test_a_file_hubtasks_cannot_write_is_a_user_error_not_a_traceback() -> None:
     assert exited.value.message == "hubtasks: error: /repo/README.md: File exists"
     with pytest.raises(OSError, match="a bug"):
         user_errors(a_bug)()
+
+
+def test_deploy_all_refuses_a_plan_file_that_is_its_results_file(tmp_path: Path) -> None:
+    from hubtasks.model import HubtasksError
+
+    with pytest.raises(HubtasksError, match="--plan and --results name one file"):
+        run_options(None, {"repo": str(tmp_path), "plan": "r.json", "results": "r.json"},
+                    saves_plan=True)
+
+
+def test_a_settings_file_that_is_not_a_mapping_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "config/clusters").mkdir(parents=True)
+    (tmp_path / "hubtasks.yaml").write_text("- a\n")
+    proc = subprocess.run([*HUBTASKS, "check-config", "--repo", str(tmp_path)],
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "hubtasks.yaml: (top level)" in proc.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -179,3 +180,43 @@ def test_an_unreachable_cluster_and_a_killed_helm_are_named_in_the_error() -> No
     killed = Outcome(argv=("helm",), signal=9)
     error = _outcome_of(HelmRun(outcome=killed, attempts=1, error=failure_text(killed)), 60).error
     assert "killed by signal 9" in error
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"head": 5}, "head must be a string or null, got 5"),
+    ({"no_canary": 5}, "no_canary must be a list of strings"),
+    ({"jobs": [{"stage": "prod", "cluster": 5, "chart": "c"}]}, "jobs[0].cluster must be a"),
+    ({"jobs": [{"stage": "prod", "cluster": "c", "chart": "c", "invalid": "abc"}]},
+     "jobs[0].invalid must be a list of strings"),
+    ({"jobs": {"a": 1}}, "jobs must be a list of objects"),
+    ({"removed": [{"cluster": "c", "hub": 3}]}, "removed[0].hub must be a string or null"),
+], ids=repr)
+def test_a_plan_of_the_wrong_shape_is_refused_before_anything_records_it(
+        change: dict[str, object], message: str) -> None:
+    with pytest.raises(HubtasksError, match=re.escape(message)):
+        plan_from_dict({**plan_to_dict(PLAN), **change}, "bad.json")
+
+
+def test_a_plan_file_that_is_not_text_and_a_plan_over_results_are_refused(
+        tmp_path: Path) -> None:
+    binary = tmp_path / "ls"
+    binary.write_bytes(b"\x7fELF\xff\xfe")
+    with pytest.raises(HubtasksError, match="not a hubtasks plan"):
+        load_plan(binary)
+    results = tmp_path / "results.json"
+    ResultsStore(results).record(record(Status.SUCCEEDED))
+    kept = results.read_text()
+    with pytest.raises(HubtasksError, match="is a hubtasks results file"):
+        save_plan(PLAN, results)
+    assert results.read_text() == kept
+
+
+def test_a_symlinked_results_file_is_written_through_the_link(tmp_path: Path) -> None:
+    (tmp_path / "artifacts").mkdir()
+    link = tmp_path / "results.json"
+    link.symlink_to("artifacts/real.json")
+    store = ResultsStore(link)
+    store.record(record(Status.SUCCEEDED))
+    assert link.is_symlink() and (tmp_path / "artifacts/real.json").is_file()
+    assert [r.status for r in load_results([link])] == [Status.SUCCEEDED]
+    assert store.path == tmp_path / "artifacts/real.json"  # its locks sit beside the target

@@ -66,6 +66,8 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
     if doc is None:
         return Settings()
     problems = schema_problems("settings.schema.json", doc, rel)
+    if not isinstance(doc, dict):
+        raise ConfigError(problems or [f"{rel}: must be a mapping of settings"])
     for key in ("clusters_dir", "charts_dir", "kubeconfig_dir"):
         if isinstance(doc.get(key), str) and repo_path(".", doc[key]) is None:
             problems.append(f"{rel}: {key}: {doc[key]!r} escapes the repository")
