@@ -115,6 +115,10 @@ class Flags:
         return self.config.get(name, DEFAULTS.get(name))
 
     def path(self, name: str, root: Path) -> Path:
+        """A path option: a flag's is relative to the current folder (as the user typed
+        it), a default's or the invoke config's to the repo."""
+        if self.flags.get(name) is not None:
+            return given_path(self.flags[name])
         path = Path(self.get(name)).expanduser()
         return path if path.is_absolute() else root / path
 
@@ -125,6 +129,11 @@ class Flags:
         except (TypeError, ValueError):
             raise HubtasksError(f"--{name.replace('_', '-')} must be a whole number, "
                                 f"not {value!r}") from None
+
+
+def given_path(value: str | Path) -> Path:
+    """A path the user typed, relative to the current folder (every task's flags alike)."""
+    return Path(value).expanduser().absolute()
 
 
 def hubtasks_config(c: Any) -> Mapping[str, Any]:

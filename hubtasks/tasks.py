@@ -18,7 +18,7 @@ import invoke
 from invoke import Collection, Context, Exit
 
 from hubtasks.model import HubtasksError
-from hubtasks.options import DEFAULTS, repo_root, run_options, split_list
+from hubtasks.options import DEFAULTS, given_path, repo_root, run_options, split_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -189,7 +189,7 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
 
     check_format(format, ("text", "github"))
     options = run_options(c, {**locals(), "results": None})
-    paths = [options.repo / p for p in results] if results else [options.results]
+    paths = [given_path(p) for p in results] if results else [options.results]
     the_plan = load_plan(options.plan)
     kept, dropped = filter_prod(the_plan, paths, record_to=Path(record) if record else None,
                                 digest_of=digest_lookup(options.repo))
@@ -334,7 +334,7 @@ def report(c: Context, results: list[str] | None = None, plan: str | None = None
 
     check_format(format, ("table", "github"))
     options = run_options(c, {**locals(), "results": None, "plan": None})
-    paths = [options.repo / p for p in results] if results else [options.results]
+    paths = [given_path(p) for p in results] if results else [options.results]
     return report_results(paths, Path(plan) if plan else None, format, os.environ,
                           digest_lookup(options.repo))
 

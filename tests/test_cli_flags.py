@@ -84,10 +84,11 @@ def test_deploy_all_saves_its_plan_beside_its_own_results_file(tmp_path: Path) -
     def plan_of(**flags: str | None) -> Path:
         return run_options(None, {"repo": str(tmp_path), **flags}, saves_plan=True).plan
 
+    here = Path.cwd()  # a path typed as a flag is the current folder's, a default the repo's
     assert plan_of() == tmp_path / ".hubtasks/plan.json"
-    assert plan_of(results=".hubtasks/a.json") == tmp_path / ".hubtasks/a.plan.json"
+    assert plan_of(results=".hubtasks/a.json") == here / ".hubtasks/a.plan.json"
     assert plan_of(results="/x/leg") == Path("/x/leg.plan.json")
-    assert plan_of(results="a.json", plan="p.json") == tmp_path / "p.json"
+    assert plan_of(results="a.json", plan="p.json") == here / "p.json"
     assert run_options(None, {"repo": str(tmp_path), "results": "a.json"}).plan == \
         tmp_path / ".hubtasks/plan.json"  # canary/prod read the plan they are given
 
@@ -126,3 +127,20 @@ def test_a_settings_file_that_is_not_a_mapping_is_a_clear_error(tmp_path: Path) 
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "hubtasks.yaml: (top level)" in proc.stderr
+
+
+def test_paths_typed_as_flags_are_the_current_folders_in_every_task(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch
+                                                                     ) -> None:
+    """`plan --repo R --out p.json` writes ./p.json; `canary --repo R --plan p.json` must read
+    that file, not R/p.json (an older plan there would be deployed)."""
+    repo, here = tmp_path / "repo", tmp_path / "elsewhere"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    options = run_options(None, {"repo": str(repo), "plan": "p.json", "results": "r.json",
+                                 "log_dir": "logs"})
+    assert (options.plan, options.results) == (here / "p.json", here / "r.json")
+    assert options.deploy.log_dir == here / "logs"
+    defaults = run_options(None, {"repo": str(repo)})
+    assert defaults.plan == repo / ".hubtasks/plan.json"
+    assert defaults.results == repo / ".hubtasks/results.json"
