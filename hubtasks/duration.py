@@ -19,12 +19,12 @@ HINT = "use seconds (90) or Go units h, m, s, ms (10m, 90s, 1h30m)"
 
 def parse_duration(value: str | float | int, *, what: str = "duration") -> float:
     """Seconds from a duration (see the module docstring); an error names `what`."""
-    if isinstance(value, bool):
-        raise HubtasksError(f"invalid {what} {value!r}: {HINT}")
-    if isinstance(value, int | float):
+    if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
-    else:
+    elif isinstance(value, str):
         seconds = _parse_text(value.strip(), what)
+    else:  # a bool, a list or null from an invoke config
+        raise HubtasksError(f"invalid {what} {value!r}: {HINT}")
     if seconds < 0:
         raise HubtasksError(f"invalid {what} {value!r}: must not be negative")
     return seconds

@@ -119,12 +119,25 @@ class Flags:
         it), a default's or the invoke config's to the repo."""
         if self.flags.get(name) is not None:
             return given_path(self.flags[name])
-        path = Path(self.get(name)).expanduser()
+        value = self.get(name)
+        if not isinstance(value, str):
+            raise HubtasksError(f"hubtasks.{name} in the invoke config must be a path, "
+                                f"not {value!r}")
+        path = Path(value).expanduser()
         return path if path.is_absolute() else root / path
+
+    def count(self, name: str) -> int:
+        """A whole number of at least 0 (retries)."""
+        value = self.integer(name)
+        if value < 0:
+            raise HubtasksError(f"--{name.replace('_', '-')} must be 0 or more, not {value}")
+        return value
 
     def integer(self, name: str) -> int:
         value = self.get(name)
         try:
+            if isinstance(value, bool | float):
+                raise ValueError(value)  # int(True) is 1, int(2.9) is 2: neither was meant
             return int(value)
         except (TypeError, ValueError):
             raise HubtasksError(f"--{name.replace('_', '-')} must be a whole number, "
@@ -144,7 +157,10 @@ def hubtasks_config(c: Any) -> Mapping[str, Any]:
 
 def repo_root(c: Any, flags: Mapping[str, Any]) -> Path:
     """The config repo a task works on."""
-    return Path(Flags(hubtasks_config(c), flags).get("repo")).resolve()
+    repo = Flags(hubtasks_config(c), flags).get("repo")
+    if not isinstance(repo, str):
+        raise HubtasksError(f"hubtasks.repo in the invoke config must be a path, not {repo!r}")
+    return Path(repo).resolve()
 
 
 def environment() -> dict[str, str]:
@@ -165,12 +181,12 @@ def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs",
     if jobs_means != "jobs":
         flags[jobs_means], flags["jobs"] = flags.get("jobs") or flags.get(jobs_means), None
     s = Flags(hubtasks_config(c), flags)
-    root = Path(s.get("repo")).resolve()
+    root = repo_root(c, flags)
     deploy = DeployOptions(
         timeout=positive_duration(s.get("timeout"), what="--timeout"),
         kill_grace=parse_duration(s.get("kill_grace"), what="--kill-grace"),
         atomic=bool(flags.get("atomic", True)), history_max=s.integer("history_max"),
-        retries=s.integer("retries"), backoff=parse_duration(s.get("backoff"), what="backoff"),
+        retries=s.count("retries"), backoff=parse_duration(s.get("backoff"), what="backoff"),
         dry_run=bool(flags.get("dry_run")), health_check=bool(flags.get("health_check", True)),
         log_dir=s.path("log_dir", root),
         work_dir=s.path("work_dir", root),

@@ -433,6 +433,8 @@ def pr_comment(c: Context, plan: str | None = None, pr: str | None = None,
 
 ns = Collection(plan, status, check_config, validate, canary, filter, prod, deploy_all, deploy_hub,
                 deploy_support, report, values, install_tools, demo, demo_stop, pr_comment)
-ns.configure({"hubtasks": dict(DEFAULTS)})
+# Numbers as text: invoke casts INVOKE_HUBTASKS_* variables to a default's type, and its
+# int() of `abc` is a traceback; as text they reach Flags.integer, which says what is wrong.
+ns.configure({"hubtasks": {k: str(v) if isinstance(v, int) else v for k, v in DEFAULTS.items()}})
 
 __all__ = ["ns"]

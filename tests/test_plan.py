@@ -295,6 +295,12 @@ CASES = [
                                                           "command": ["true"]}]}}}),
          {"support:alpha/support", "support:gamma/support"},
          {"support:gamma/support": "hubtasks.yaml: before.support changed"}),
+    Case("mode-only-change-plans-nothing",
+         lambda repo: (repo.root / f"{C}/alpha/prod1.values.yaml").chmod(0o755), set()),
+    Case("same-files-spelled-with-dot-slash-plan-nothing",
+         edit_cluster("alpha", lambda doc: [
+             h.update(helm_chart_values_files=[f"./{f}" for f in h["helm_chart_values_files"]])
+             for h in [*doc["hubs"], doc["support"]]]), set()),
     Case("settings-globs-only-plan-nothing",
          write({"hubtasks.yaml": {"deploy_all_hubs_on": ["elsewhere/**"]}}), set()),
     Case("label-skip-deploy", write({f"{C}/alpha/prod1.values.yaml": "x: 2\n"}), set(),

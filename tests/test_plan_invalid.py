@@ -507,3 +507,15 @@ def test_a_new_jsonnet_prefix_plans_and_checks_the_releases_that_render_jsonnet(
     found = next(j for j in plan.jobs if j.hub == "research")
     assert "hubtasks.yaml: jsonnet_ext_var_prefix changed" in found.reasons
     assert any("undefined external variable: HUBTASKS_HUB_NAME" in p for p in found.invalid)
+
+
+def test_an_override_dependency_that_points_nowhere_marks_its_hub(tmp_path: Path) -> None:
+    from test_plan import chart
+
+    repo = changed(tmp_path, {"config/overrides/teach-chart.yaml":
+                              chart("daskhub", ["basehub", "nope"])})
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    teach = next(j for j in plan.jobs if j.hub == "teach")
+    assert any("teach-chart.yaml: dependency on helm-charts/nope (file://), which holds no "
+               "Chart.yaml" in p for p in teach.invalid), teach.invalid
+    assert not any(j.invalid for j in plan.jobs if j.hub != "teach")

@@ -257,7 +257,12 @@ class _ClusterLoader:
         name = doc.get("name") if isinstance(doc, dict) else None
         folder = self.settings.chart_folder(name) if isinstance(name, str) else ""
         replaced = folder if folder in self.charts else self.settings.chart_folder(chart)
-        return file_dependencies(doc, replaced), replaced
+        deps = file_dependencies(doc, replaced)
+        self.problems.extend(
+            f"{override}: dependency on {dep} (file://), which holds no {CHART_FILE}; fix the "
+            "repository path" for dep in deps
+            if dep not in self.charts and not (self.root / dep / CHART_FILE).is_file())
+        return deps, replaced
 
     def optional(self, entry: Mapping[str, Any], key: str, where: str,
                  join: Callable[[str, str], str | None]) -> str | None:

@@ -1,4 +1,4 @@
-"""Changed files as data: git's name-status entries, or a list CI passed. Pure."""
+"""Changed files as data: git's raw diff entries, or a list CI passed. Pure."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "T": "changed typ
 
 @dataclass(frozen=True, kw_only=True, order=True)
 class ChangedFile:
-    """One entry of `git diff --name-status -M`: a status letter and the path(s)."""
+    """One entry of `git diff -M`: a status letter and the path(s)."""
 
     path: str
     status: str = "M"
@@ -39,19 +39,22 @@ class ChangeSet:
     head: str | None = None
 
 
-def parse_name_status(text: str) -> list[ChangedFile]:
-    """Parse `git diff --name-status -z` output (NUL-separated fields)."""
+def parse_raw(text: str) -> list[ChangedFile]:
+    """Parse `git diff --raw -z --no-abbrev` output, leaving out a change of mode alone
+    (`chmod +x` of a values file: the same blob, nothing helm reads is different)."""
     fields = text.split("\0")
     out: list[ChangedFile] = []
     i = 0
     while i < len(fields) and fields[i]:
-        status = fields[i][0]
-        if status in "RC":
-            out.append(ChangedFile(status=status, old_path=fields[i + 1], path=fields[i + 2]))
+        _, _, old_sha, new_sha, status = fields[i].lstrip(":").split()[:5]
+        if status[0] in "RC":
+            change = ChangedFile(status=status[0], old_path=fields[i + 1], path=fields[i + 2])
             i += 3
         else:
-            out.append(ChangedFile(status=status, path=fields[i + 1]))
+            change = ChangedFile(status=status[0], path=fields[i + 1])
             i += 2
+        if not (change.status == "M" and old_sha == new_sha and old_sha.strip("0")):
+            out.append(change)
     return out
 
 

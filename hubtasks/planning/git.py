@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hubtasks import proc
 from hubtasks.model import HubtasksError
-from hubtasks.planning.changes import ChangedFile, ChangeSet, parse_name_status
+from hubtasks.planning.changes import ChangedFile, ChangeSet, parse_raw
 
 GIT_TIMEOUT = 300.0
 # A ref that names a commit relative to another (HEAD~1, main^2, @{u}): nothing to fetch by name.
@@ -134,10 +134,10 @@ def changed_files(repo: Path, *, base: str, head: str = "HEAD",
         merge_base = git.merge_base(base_sha, head_sha, base, head)
     else:
         base_sha, head_sha, merge_base = found
-    args = ["diff", "--name-status", "-z", "-M", merge_base]
+    args = ["diff", "--raw", "-z", "--no-abbrev", "-M", merge_base]
     if not worktree:
         args.append(head_sha)
-    files = parse_name_status(git.run(*args).stdout)
+    files = parse_raw(git.run(*args).stdout)
     if worktree:
         untracked = git.run("ls-files", "-z", "--others", "--exclude-standard").stdout
         files += [ChangedFile(status="A", path=p) for p in untracked.split("\0") if p]

@@ -8,6 +8,7 @@ purely descriptive keys (`display_name`, `uptime_check`, `metadata`, `provider_u
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from hubtasks.config.model import PROVIDERS_WITH_BLOCK, Cluster, Hub, is_staging
 # Keys that describe a cluster or hub but never reach helm: editing them plans nothing.
 DESCRIPTIVE_PROVIDER_KEYS = frozenset({"billing"})
 DESCRIPTIVE_HUB_KEYS = frozenset({"display_name", "uptime_check"})
+PATH_KEYS = ("chart_override", "domain_override_file")  # besides helm_chart_values_files
 SUMMARY_LIMIT = 3
 
 
@@ -49,9 +51,31 @@ def connection_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+def _same_path(value: Any) -> Any:
+    """A path as the file it names: `./a.yaml` and `a.yaml` are one file."""
+    return posixpath.normpath(value) if isinstance(value, str) and value else value
+
+
+def paths_view(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A release entry with the files it names spelled one way."""
+    view = dict(entry)
+    files = view.get("helm_chart_values_files")
+    if isinstance(files, list):
+        view["helm_chart_values_files"] = [_same_path(f) for f in files]
+    for key in PATH_KEYS:
+        if key in view:
+            view[key] = _same_path(view[key])
+    return view
+
+
+def _support_view(support: Any) -> Any:
+    return paths_view(support) if isinstance(support, Mapping) else support
+
+
 def hub_view(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """A hub entry without its descriptive keys, with the effective staging flag."""
-    view = {k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS}
+    """A hub entry without its descriptive keys, with the effective staging flag and the
+    files it names spelled one way."""
+    view = paths_view({k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS})
     view["staging"] = is_staging(entry)
     return view
 
@@ -114,7 +138,8 @@ def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
     if old_support is None and new_support is not None:
         support = ("new support release",)
     elif old_support != new_support:
-        support = (summarize(f"{rel}: support changed", diff_keys(old_support, new_support)),)
+        keys = diff_keys(_support_view(old_support), _support_view(new_support))
+        support = (summarize(f"{rel}: support changed", keys),) if keys else ()
     old_hubs = hub_entries(base_doc)
     hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
     removed = tuple(sorted(set(old_hubs) - {h.name for h in cluster.hubs}))
