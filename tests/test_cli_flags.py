@@ -5,6 +5,8 @@ beside a results file of its own."""
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -144,3 +146,32 @@ def test_paths_typed_as_flags_are_the_current_folders_in_every_task(tmp_path: Pa
     defaults = run_options(None, {"repo": str(repo)})
     assert defaults.plan == repo / ".hubtasks/plan.json"
     assert defaults.results == repo / ".hubtasks/results.json"
+
+
+def test_an_environment_number_that_is_not_one_is_a_clear_error(tmp_path: Path) -> None:
+    env = {**os.environ, "INVOKE_HUBTASKS_JOBS": "abc"}
+    proc = subprocess.run([*HUBTASKS, "deploy-all", "--everything", "--dry-run"], cwd=ROOT,
+                          env=env, capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "--jobs must be a whole number, not 'abc'" in proc.stderr
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ({"timeout": [1]}, "invalid --timeout [1]"),
+    ({"timeout": None}, "invalid --timeout None"),
+    ({"jobs": 2.9}, "--jobs must be a whole number, not 2.9"),
+    ({"jobs": True}, "--jobs must be a whole number, not True"),
+    ({"results": ["a"]}, "hubtasks.results in the invoke config must be a path"),
+    ({"repo": 5}, "hubtasks.repo in the invoke config must be a path"),
+    ({"retries": -3}, "--retries must be 0 or more, not -3"),
+], ids=repr)
+def test_invoke_config_values_of_the_wrong_type_are_clear_errors(
+        config: dict[str, object], message: str) -> None:
+    from hubtasks.model import HubtasksError
+
+    class Context:
+        def __init__(self) -> None:
+            self.config = {"hubtasks": config}
+
+    with pytest.raises(HubtasksError, match=re.escape(message)):
+        run_options(Context(), {})
