@@ -19,6 +19,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from hubtasks.config.paths import link_chain
+
 # Files whose imports are followed (config/jsonnet.is_jsonnet is the narrower question of
 # which values documents are rendered: `.jsonnet` only).
 IMPORTING_SUFFIXES = (".jsonnet", ".libsonnet")
@@ -83,42 +85,60 @@ def imported_digests(path: Path, text: str) -> list[tuple[str, str | None]]:
     return sorted(found.items())
 
 
+def _in_repo(target: str) -> bool:
+    return not target.startswith("../") and target != ".." and not posixpath.isabs(target)
+
+
 def repo_imports(rel: str, text: str) -> list[str]:
     """The repo files `text`, evaluated as the repo file `rel`, imports directly (resolved
     from `rel`'s folder; one outside the repo is dropped)."""
     folder = posixpath.dirname(rel)
-    out = []
-    for literal in import_literals(text):
-        target = posixpath.normpath(posixpath.join(folder, literal))
-        if not target.startswith("../") and target != ".." and not posixpath.isabs(target):
-            out.append(target)
-    return out
+    targets = (posixpath.normpath(posixpath.join(folder, lit)) for lit in import_literals(text))
+    return [target for target in targets if _in_repo(target)]
 
 
-def _imports_of(root: Path, rel: str) -> list[str]:
+def _literals_of(root: Path, rel: str) -> list[str]:
     try:
         text = (root / rel).read_text(encoding="utf-8", errors="replace")
     except OSError:  # missing or unreadable: the release's own check reports it
         return []
-    return repo_imports(rel, text)
+    return import_literals(text)
+
+
+def _resolve(root: Path, importer: str, literal: str, top: str) -> str:
+    """Where jsonnet finds `literal` imported by `importer` when rendering `top`: next to the
+    importer, else in the top file's folder (the library path hubtasks renders with)."""
+    near = posixpath.normpath(posixpath.join(posixpath.dirname(importer), literal))
+    if importer == top or (root / near).exists():
+        return near
+    far = posixpath.normpath(posixpath.join(posixpath.dirname(top), literal))
+    return far if (root / far).exists() else near
 
 
 def jsonnet_imports(root: Path, values_files: Iterable[str],
                     cache: dict[str, list[str]] | None = None) -> tuple[str, ...]:
-    """Every repo file the jsonnet files among `values_files` import, recursively, sorted."""
-    todo = [f for f in values_files if _imports_followed(f)]
-    if not todo:  # nearly every release
+    """Every repo file the jsonnet files among `values_files` import, recursively, sorted;
+    for a symlinked import, also the files its link reaches. `cache` holds each file's
+    import literals (shared by the releases of a load)."""
+    tops = [f for f in values_files if _imports_followed(f)]
+    if not tops:  # nearly every release
         return ()
     cache = {} if cache is None else cache
     found: set[str] = set()
-    seen = set(todo)
-    while todo:
-        rel = todo.pop()
-        if rel not in cache:
-            cache[rel] = _imports_of(root, rel)
-        for target in cache[rel]:
-            found.add(target)
-            if _imports_followed(target) and target not in seen:
-                seen.add(target)
-                todo.append(target)
+    for top in tops:
+        todo, seen = [top], {top}
+        while todo:
+            rel = todo.pop()
+            if rel not in cache:
+                cache[rel] = _literals_of(root, rel)
+            for literal in cache[rel]:
+                target = _resolve(root, rel, literal, top)
+                if not _in_repo(target):
+                    continue
+                found.add(target)
+                if os.path.islink(os.path.join(root, target)):
+                    found.update(t for t in link_chain(root, target) if _in_repo(t))
+                if _imports_followed(target) and target not in seen:
+                    seen.add(target)
+                    todo.append(target)
     return tuple(sorted(found - set(values_files)))

@@ -31,6 +31,21 @@ def override_path(folder: str, value: str) -> str | None:
     return repo_path("." if "/" in value else folder, value)
 
 
+def link_chain(root: Path | str, rel: str) -> list[str]:
+    """The paths (relative to `root`, POSIX) a symlink at `rel` passes through and reaches,
+    hop by hop: pointing any link of the chain elsewhere changes what `rel` holds, and git
+    names only that link. Empty when `rel` is no symlink."""
+    out: list[str] = []
+    path = os.path.join(root, rel)
+    for _ in range(40):  # the kernel's own limit on a chain
+        if not os.path.islink(path):
+            break
+        path = os.path.normpath(os.path.join(os.path.realpath(os.path.dirname(path)),
+                                             os.readlink(path)))
+        out.append(Path(os.path.relpath(path, root)).as_posix())
+    return out
+
+
 class FsCache:
     """Directory listings and resolved folders, read once per load.
 
@@ -125,7 +140,8 @@ class FsCache:
         parts = rel.split("/")[:-1]
         folders = ["/".join(parts[:depth]) for depth in range(1, len(parts) + 1)]
         links = [f for f in folders if os.path.islink(os.path.join(self.base, f))]
-        self.link_targets[rel] = (target, *links)
+        hops = [hop for hop in link_chain(self.base, rel)[:-1] if not hop.startswith("../")]
+        self.link_targets[rel] = tuple(dict.fromkeys((target, *links, *hops)))
 
     def _within(self, real: str) -> bool:
         return real == self.base or real.startswith(self.base + os.sep)
