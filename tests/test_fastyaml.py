@@ -21,7 +21,6 @@ DOCS = [
     "base: &b {x: 1, y: 2}\nuse: *b\nlist: &l [1, 2]\nagain: *l\n",
     "base: &b {x: 1, y: 2}\nmerged: {<<: *b, y: 3}\n",
     "set: !!set {a, b}\nomap: !!omap [a: 1, b: 2]\npairs: !!pairs [a: 1, a: 2]\n",
-    "dup: 1\ndup: 2\n",
     "=: value key\n",
     "? [a, b]\n: unhashable\n",
     "? {a: 1}\n: unhashable\n",
@@ -61,6 +60,14 @@ def test_same_result_or_error_as_pyyaml(text: str) -> None:
         assert got[0] == "ok" and got[1]["self"][0] is got[1]["self"]
         return
     assert got[0] == want[0] and same(got[1], want[1]), (got, want)
+
+
+@pytest.mark.parametrize(("text", "line"), [("dup: 1\ndup: 2\n", 2),
+                                            ("a:\n  b: 1\n  c: 2\n  b: 3\n", 4)])
+def test_a_key_named_twice_is_an_error_at_its_second_place(text: str, line: int) -> None:
+    with pytest.raises(yaml.constructor.ConstructorError, match="found duplicate key") as err:
+        yaml.load(text, Loader=FastSafeLoader)
+    assert err.value.problem_mark is not None and err.value.problem_mark.line + 1 == line
 
 
 def test_aliases_share_one_object() -> None:

@@ -10,6 +10,9 @@ hubs. Here:
   recursion. Anything else (merge keys `<<`, `=` value keys, sets, omaps, custom or wrong
   tags, recursive anchors, unhashable keys) falls back to PyYAML's own constructor for the
   whole document, so results and errors stay PyYAML's. Aliases share one object, as in PyYAML.
+- a key named twice in one mapping is an error (PyYAML keeps the last silently; helm and
+  2i2c's ruamel loader refuse it); a document PyYAML's constructor builds (merge keys)
+  is left as PyYAML has it.
 """
 
 from __future__ import annotations
@@ -87,6 +90,8 @@ class FastSafeLoader(_Base):  # type: ignore[misc]
                     out[name] = value
                 except TypeError:  # an unhashable key: PyYAML says so, with its mark
                     raise _Fallback from None
+            if len(out) != len(node.value):
+                _duplicate(self, node)
         elif tag == SEQ and cls is SequenceNode:
             out = [child.value if child.__class__ is ScalarNode and child.tag == STR
                    else self._build(child, memo, busy) for child in node.value]
@@ -95,3 +100,17 @@ class FastSafeLoader(_Base):  # type: ignore[misc]
         busy.discard(key)
         memo[key] = out
         return out
+
+
+def _duplicate(loader: FastSafeLoader, node: Node) -> None:
+    """Refuse a mapping that names a key twice (helm and ruamel refuse it; PyYAML keeps
+    the last value, silently dropping the first), at the second occurrence."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = key_node.value if key_node.__class__ is ScalarNode and key_node.tag == STR \
+            else loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while constructing a mapping", node.start_mark,
+                f"found duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
