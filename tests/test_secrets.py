@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import random
+import re
 import stat
 import subprocess
 import tempfile
+import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -22,7 +27,9 @@ from hubtasks.secrets import (
     file_secrets,
     is_secret_path,
     is_sops_encrypted,
+    redacted_leaves,
     secret_forms,
+    trie_pattern,
 )
 
 SECRET_VALUES = {"hub": {"config": {"token": "s3cr3t-token-value"}}, "greeting": "psst"}
@@ -287,3 +294,130 @@ def test_file_secrets_walk_lists_and_mappings(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text("a: {b: [listed-secret, {c: nested-secret}]}\nflag: true\nn: 12345\n")
     assert file_secrets([path]) == {"listed-secret", "nested-secret", "12345"}
+
+
+# ---------------------------------------------------------------------------- more forms
+
+
+def _leaks(redact: Redactor, form: str) -> bool:
+    return form in redact(f"Error: {form} (more)")
+
+
+URL_VALUE = "s3cr3t pa$$ w0rd/x"
+
+
+@pytest.mark.parametrize("form", [
+    urllib.parse.quote(URL_VALUE, safe=""), urllib.parse.quote(URL_VALUE),
+    urllib.parse.quote_plus(URL_VALUE), "s3cr3t+pa%24%24+w0rd%2Fx", "s3cr3t+pa%24%24+w0rd%2fx",
+    urllib.parse.quote(URL_VALUE, safe="").lower().replace("s3cr3t%20pa", "s3cr3t%20pa"),
+], ids=["quote-safe-none", "quote", "quote_plus", "go-urlquery", "lower-hex", "lower-quote"])
+def test_url_encoded_forms(form: str) -> None:
+    assert not _leaks(Redactor([URL_VALUE]), form)
+
+
+GO_VALUE = 'a&b<c>d"e\\f-\u2028-secret'
+
+
+def _go_json(value: str) -> str:
+    return (json.dumps(value, ensure_ascii=False)[1:-1].replace("&", "\\u0026")
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("\u2028", "\\u2028"))
+
+
+@pytest.mark.parametrize(("value", "form"), [
+    (GO_VALUE, _go_json(GO_VALUE)),
+    ('pa"ss\\word', 'pa\\\\\\"ss\\\\\\\\word'),  # toJson | quote
+    ('pa"ss\\word', json.dumps(json.dumps('pa"ss\\word'))[3:-3]),
+    (GO_VALUE, json.dumps(_go_json(GO_VALUE))[1:-1]),
+    ("tab\there\x01\x7f-secret", "tab\\there\\x01\\x7f-secret"),  # Go's %q (sprig quote)
+], ids=["go-json-html", "tojson-quote", "json-twice", "go-json-twice", "go-quote"])
+def test_go_json_and_twice_escaped_forms(value: str, form: str) -> None:
+    assert not _leaks(Redactor([value]), form)
+
+
+@pytest.mark.parametrize("value", ["pässwörd", "Ж9w-secret", "nb\xa0sp-secret", "emoji😀x",
+                                   "line\u2028sep-secret", 'q"b\\-secret'])
+def test_pyyaml_double_quoted_escapes(value: str) -> None:
+    redact = Redactor([value])
+    for dumped in (yaml.safe_dump({"k": value}), yaml.safe_dump({"k": value}, allow_unicode=True,
+                                                                default_style='"')):
+        inner = dumped.split('"k": ', 1)[-1].split("k: ", 1)[-1].strip()
+        assert inner.strip('"') not in redact(dumped), dumped
+        assert REDACTED in redact(dumped)
+    assert "p\\xE4ssw\\xF6rd" not in Redactor(["pässwörd"])('k: "p\\xE4ssw\\xF6rd"')
+
+
+LONG = "0123456789-long-secret-value-abcdefghij-" * 6
+
+
+def test_mime_lines_of_a_value() -> None:
+    redact = Redactor([LONG])
+    lines = base64.encodebytes(LONG.encode()).decode().splitlines()
+    assert len(lines) > 2
+    for line in lines:
+        assert redact(line) == REDACTED, line
+
+
+def _pure_span(pre: int, size: int) -> tuple[int, int]:
+    """The characters of a blob's base64 that hold only the secret's bits."""
+    return -(-pre * 8 // 6), (pre + size) * 8 // 6
+
+
+@pytest.mark.parametrize("width", [76, 64])
+@pytest.mark.parametrize("secret", [LONG, "short-secret-val", "ünï-" * 8])
+def test_wrapped_base64_of_a_file_at_every_alignment(width: int, secret: str) -> None:
+    """A whole file base64-encoded and wrapped: at any offset (3 byte alignments, every line
+    phase) no line keeps 7 characters that encode only the secret; other lines stay."""
+    redact, raw = Redactor([secret]), secret.encode()
+    rng = random.Random(width)
+    for pre_len in range(70):
+        for post_len in (0, 1, 2, 40):
+            blob = rng.randbytes(pre_len) + raw + rng.randbytes(post_len)
+            full = base64.b64encode(blob).decode()
+            first, end = _pure_span(pre_len, len(raw))
+            for start in range(0, len(full), width):
+                line, out = full[start:start + width], redact(full[start:start + width])
+                piece = full[max(first, start):min(end, start + width)]
+                assert not any(piece[i:i + 7] in out for i in range(len(piece) - 6)), \
+                    (pre_len, post_len, line, out)
+                if not piece:
+                    assert out == line
+    assert base64.encodebytes(b"x" * 300).decode() == \
+        redact(base64.encodebytes(b"x" * 300).decode())
+
+
+@pytest.mark.parametrize("indent", [0, 3, 10, 24])
+def test_a_value_folded_by_yaml_is_redacted_line_by_line(indent: int) -> None:
+    """go-yaml (helm's toYaml) and PyYAML fold a long value at spaces past column 80; job logs
+    are redacted line by line, so every line's piece must go."""
+    value = "correct horse battery staple it's " * 9 + "the-end"
+    doc: object = {"key": value}
+    for _ in range(indent):
+        doc = {"a": doc}
+    redact = Redactor([value])
+    dumped = yaml.safe_dump(doc, width=80)
+    assert dumped.count("\n") > 3
+    out = "".join(redact(line) for line in dumped.splitlines(keepends=True))
+    assert "horse" not in out and "the-end" not in out and "staple" not in out, out
+
+
+def test_redactor_stays_fast_with_many_forms() -> None:
+    secrets = [f"token-{i:03d}-" + "x9Y" * 20 for i in range(40)] + [LONG, GO_VALUE, NASTY["pem"]]
+    redact = Redactor(secrets)
+    line = "  serviceAccountName: ordinary-text configuration value 12345 abcdefghijklmnop\n"
+    started = time.perf_counter()
+    for _ in range(2000):
+        redact(line)
+    assert time.perf_counter() - started < 2.0  # ~20us a line; an alternation of all: ~10x
+
+
+def test_trie_pattern_prefers_the_longest_form() -> None:
+    pattern = re.compile(trie_pattern(["abc", "abcdef", "abd", "x", "abcde"]))
+    assert pattern.sub("*", "abcdefg abcdz abdz abz x") == "*g *dz *z abz *"
+
+
+def test_redacted_leaves_hides_every_scalar() -> None:
+    doc = {"a": {"short": "abc", "octal": 511, "flag": True, "gone": None},
+           "list": ["x", 1.5, {"b": "pässwörd"}]}
+    assert redacted_leaves(doc) == {"a": {"short": REDACTED, "octal": REDACTED,
+                                          "flag": REDACTED, "gone": None},
+                                    "list": [REDACTED, REDACTED, {"b": REDACTED}]}

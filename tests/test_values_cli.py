@@ -3,14 +3,17 @@ console script reads it as `--hub`), through the console script on a copy of the
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hubtasks.cli import with_optional_positionals
+from hubtasks.dev.demo import DEMO_KEY
 from hubtasks.tasks import ns
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,3 +72,51 @@ def test_merged_and_unknown_hub_positional(example: Path) -> None:
     assert "displayName: Teaching Sandbox" in merged.stdout
     assert missing.returncode == 2
     assert "cluster 'edu-cloud' has no hub 'nope'" in missing.stderr
+
+
+NASTY_CONFIG: dict[str, object] = {
+    "unicode": "pässwörd-ünïcode-Ж",
+    "folded": "correct horse battery staple " * 5 + "the-end",
+    "short": "abc",
+    "octal": "0777",
+    "number": 123456,
+    "flag": True,
+    "pem": "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----\n",
+}
+NASTY_SECRETS = {"jupyterhub": {"hub": {"config": NASTY_CONFIG}},
+                 "secretList": ["listed-secret-1", 42]}
+
+
+@pytest.fixture(scope="module")
+def secret_example(tmp_path_factory: pytest.TempPathFactory,
+                   sops: Path) -> tuple[Path, dict[str, str]]:
+    """The example with workshop's encrypted file holding values text redaction would miss."""
+    repo = tmp_path_factory.mktemp("secret-values") / "repo"
+    for name in ("config", "helm-charts"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("charts"))
+    for name in ("hubtasks.yaml", ".sops.yaml"):
+        shutil.copy2(ROOT / name, repo / name)
+    file = repo / "config/clusters/edu-cloud/enc-workshop.secret.values.yaml"
+    file.write_text(yaml.safe_dump(NASTY_SECRETS, allow_unicode=True))
+    subprocess.run([str(sops), "--encrypt", "--in-place", str(file)], cwd=repo, check=True,
+                   capture_output=True)
+    env = {**os.environ, "SOPS_AGE_KEY_FILE": str(repo / DEMO_KEY), "HUBTASKS_SOPS": str(sops)}
+    return repo, env
+
+
+@pytest.mark.parametrize("merged", [False, True], ids=["documents", "merged"])
+def test_values_shows_every_secret_value_as_the_marker(
+        secret_example: tuple[Path, dict[str, str]], merged: bool) -> None:
+    repo, env = secret_example
+    args = ["values", "edu-cloud", "workshop", *(["--merged"] if merged else [])]
+    done = subprocess.run([*HUBTASKS, *args], cwd=repo, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    shown = yaml.safe_load(done.stdout.rpartition("(values file, decrypted)\n")[2])
+    config = shown["jupyterhub"]["hub"]["config"]
+    assert {config[key] for key in NASTY_CONFIG} == {"***"}
+    assert shown["secretList"] == ["***", "***"]
+    for leak in ("pässwörd", "p\\xE4ss", "horse", "the-end", "abc", "511", "0777", "123456",
+                 "MIIEvQ", "listed-secret", "42"):
+        assert leak not in done.stdout + done.stderr, leak
+    assert "displayName: Carpentries Workshops" in done.stdout

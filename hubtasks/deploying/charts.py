@@ -4,11 +4,15 @@ Plain charts are built in place, dependencies first, each folder once. A hub wit
 `chart_override` gets private copies (deploying/overrides.py): its chart folder with the
 override as `Chart.yaml`, or, when the override replaces a dependency such as basehub, the
 top chart pointed at an overridden copy of it; built after the shared charts.
+
+A chart that fails to prepare fails only the jobs that need it (`PreparedCharts.errors`):
+one broken chart never stops the releases of other charts.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hubtasks.config.charts import build_order
@@ -22,14 +26,19 @@ LOCK_FILE = ".hubtasks/chart-build.lock"
 DEPENDENCY_BUILD_TIMEOUT = 600.0
 
 
-def _needs_build(config: RepoConfig, folders: Iterable[str]) -> list[tuple[Path, bool]]:
-    """(folder, all dependencies local) for each folder that has dependencies, in order."""
-    out = []
-    for folder in folders:
-        chart = config.charts.get(folder)
-        if chart is not None and chart.has_deps:
-            out.append((config.root / folder, chart.all_local))
-    return out
+def _build_error(helm: HelmInfo, chart_dir: Path, all_local: bool, *,
+                 env: Mapping[str, str], timeout: float, fix: str | None = None) -> str | None:
+    """`helm dependency build` of one chart folder: None, or what went wrong (and `fix`)."""
+    argv = dependency_build_argv(helm, chart_dir, skip_refresh=all_local)
+    run = run_helm(argv, env=env, timeout=timeout, retries=0)
+    if run:
+        return None
+    said = (run.error or run.output).strip().splitlines() or ["(no output)"]
+    fix = fix or (f"If Chart.lock is out of date, run `helm dependency update {chart_dir}` "
+                  "and commit Chart.lock.")
+    # helm's own first line stays on the first line: tables and the console show only it
+    return "\n".join([f"chart {chart_dir}: `helm dependency build` failed "
+                      f"({run.outcome.describe()}): {said[0]}", *said[1:], fix])
 
 
 def build_dependencies(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
@@ -39,42 +48,114 @@ def build_dependencies(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
 
     `ordered` holds (folder, all its dependencies are local) pairs, dependencies first. Run
     this before any parallel deploy: helm rewrites `charts/` in place, so two builds of one
-    folder at once would corrupt it.
+    folder at once would corrupt it. The first failure raises a HubtasksError.
     """
+    error = _first_build_error(helm, ordered, env=env, timeout=timeout)
+    if error is not None:
+        raise HubtasksError(error)
+
+
+def _first_build_error(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
+                       env: Mapping[str, str], timeout: float = DEPENDENCY_BUILD_TIMEOUT,
+                       fix: str | None = None) -> str | None:
     for chart_dir, all_local in ordered:
-        argv = dependency_build_argv(helm, chart_dir, skip_refresh=all_local)
-        run = run_helm(argv, env=env, timeout=timeout, retries=0)
-        if not run:
-            raise HubtasksError(
-                f"chart {chart_dir}: `helm dependency build` failed ({run.outcome.describe()}):"
-                f"\n{run.error or run.output}\nIf Chart.lock is out of date, run "
-                f"`helm dependency update {chart_dir}` and commit Chart.lock.")
+        error = _build_error(helm, chart_dir, all_local, env=env, timeout=timeout, fix=fix)
+        if error is not None:
+            return error
+    return None
 
 
-def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
-                   work_dir: Path, env: Mapping[str, str]) -> dict[JobKey, Path]:
-    """The chart folder of each job, every one built and ready for parallel deploys."""
+@dataclass(frozen=True)
+class PreparedCharts:
+    """What chart preparation came to: each job's chart folder, or why it has none.
+
+    A job is in exactly one of the two: `charts` (built, ready to deploy) or `errors` (its
+    chart closure, or its override copy, failed to prepare; the job fails with that error)."""
+
+    charts: dict[JobKey, Path] = field(default_factory=dict)
+    errors: dict[JobKey, str] = field(default_factory=dict)
+
+
+def _build_shared(config: RepoConfig, folders: Sequence[str], helm: HelmInfo, *,
+                  env: Mapping[str, str]) -> dict[str, str]:
+    """Build `folders` in order (dependencies first); the error of each folder that failed,
+    or whose local dependency failed (not built then: it would package a broken chart)."""
+    failed: dict[str, str] = {}
+    for folder in folders:
+        chart = config.charts.get(folder)
+        broken = next((failed[dep] for dep in chart.file_deps if dep in failed), None) \
+            if chart is not None else None
+        if broken is not None:
+            failed[folder] = broken
+        elif chart is not None and chart.has_deps:
+            error = _build_error(helm, config.root / folder, chart.all_local, env=env,
+                                 timeout=DEPENDENCY_BUILD_TIMEOUT)
+            if error is not None:
+                failed[folder] = error
+    return failed
+
+
+def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
+                       work_dir: Path, env: Mapping[str, str]) -> PreparedCharts:
+    """The chart folder of each job, every one built and ready for parallel deploys.
+
+    A failure to prepare a chart (its `helm dependency build`, or a chart_override's copy)
+    is not raised: it fails only the jobs whose chart closure holds that chart, or the hub
+    of that override, and the others are prepared as usual."""
     jobs = list(jobs)
-    plain: list[str] = []
+    closures: dict[JobKey, list[str]] = {}  # the shared (repo) folders each job builds from
     overrides: dict[JobKey, Hub] = {}
     for job in jobs:
         hub = config.cluster(job.cluster).hub(job.hub) if job.hub else None
         if hub is not None and hub.chart_override:
             overrides[job.key] = hub
-            plain += config.chart_closure(hub.chart, hub.override_deps,
-                                          hub.override_chart)[1:]
+            closures[job.key] = config.chart_closure(hub.chart, hub.override_deps,
+                                                     hub.override_chart)[1:]
         else:
-            plain += config.chart_closure(job.chart)
-    charts = {j.key: config.root / config.settings.chart_folder(j.chart) for j in jobs}
+            closures[job.key] = config.chart_closure(job.chart)
+    order = build_order(config.charts, [f for closure in closures.values() for f in closure])
+    prepared = PreparedCharts(
+        charts={j.key: config.root / config.settings.chart_folder(j.chart) for j in jobs})
     # helm rewrites charts/ in place: a lock keeps two local runs (say validate and
     # deploy-all) from building the same folder at once.
     with FileLock(config.root / LOCK_FILE, timeout=DEPENDENCY_BUILD_TIMEOUT,
                   what="the chart build lock"):
-        build_dependencies(helm, _needs_build(config, build_order(config.charts, plain)),
-                           env=env)
-        for key, hub in sorted(overrides.items()):
-            copies = override_copies(config, key, hub, work_dir)
-            build_dependencies(helm, [(path, record.all_local) for path, record in copies
-                                      if record.has_deps], env=env)
-            charts[key] = copies[-1][0]
-    return charts
+        failed = _build_shared(config, order, helm, env=env)
+        for key, closure in closures.items():
+            # dependencies first: the first failed folder of a closure is the root cause
+            error = next((failed[f] for f in build_order(config.charts, closure)
+                          if f in failed), None)
+            if error is None and key in overrides:
+                error = _override_error(config, key, overrides[key], helm, prepared,
+                                        work_dir=work_dir, env=env)
+            if error is not None:
+                prepared.errors[key] = error
+                del prepared.charts[key]
+    return prepared
+
+
+def _override_error(config: RepoConfig, key: JobKey, hub: Hub, helm: HelmInfo,
+                    prepared: PreparedCharts, *, work_dir: Path,
+                    env: Mapping[str, str]) -> str | None:
+    """Copy and build a hub's override chart into `prepared`; None, or what went wrong."""
+    try:
+        copies = override_copies(config, key, hub, work_dir)
+    except (HubtasksError, OSError) as err:
+        return str(err)
+    fix = f"The chart is {hub.chart_override} (the hub's chart_override): check its dependencies."
+    error = _first_build_error(helm, [(path, record.all_local) for path, record in copies
+                                      if record.has_deps], env=env, fix=fix)
+    if error is None:
+        prepared.charts[key] = copies[-1][0]
+    return error
+
+
+def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
+                   work_dir: Path, env: Mapping[str, str]) -> dict[JobKey, Path]:
+    """The chart folder of each job, every one built; the first job's failure raises."""
+    jobs = list(jobs)
+    prepared = prepare_job_charts(config, jobs, helm, work_dir=work_dir, env=env)
+    for job in jobs:
+        if job.key in prepared.errors:
+            raise HubtasksError(prepared.errors[job.key])
+    return prepared.charts

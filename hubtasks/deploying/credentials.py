@@ -3,6 +3,8 @@
 `provider: kubeconfig` clusters name their file in cluster.yaml (sops-encrypted ones are
 decrypted into a private folder for the run); every other provider's kubeconfig is
 `<kubeconfig_dir>/<cluster>.yaml`, written by a credentials step before the deploy.
+The secrets of a decrypted file (a kubeconfig's user credentials: tokens, keys, passwords)
+are remembered per cluster, so every job on that cluster redacts them (`redactor`).
 """
 
 from __future__ import annotations
@@ -12,11 +14,69 @@ import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from hubtasks.config.model import Cluster, RepoConfig
 from hubtasks.files import write_private
 from hubtasks.model import HubtasksError
-from hubtasks.secrets import decrypt, is_secret_path, is_sops_encrypted, private_prefix
+from hubtasks.secrets import (
+    NO_SECRETS,
+    Redactor,
+    decrypt,
+    is_secret_path,
+    is_sops_encrypted,
+    private_prefix,
+    scalar_strings,
+)
+
+# Keys of a kubeconfig `exec` credential plugin that say how to run it, not who you are.
+_EXEC_PUBLIC = frozenset({"apiVersion", "command", "installHint", "interactiveMode",
+                          "provideClusterInfo"})
+
+
+def credential_secrets(plaintext: bytes) -> set[str]:
+    """The secret scalars of a decrypted credentials file.
+
+    A kubeconfig's secrets are its users' credentials (token, client key and certificate,
+    password, auth-provider tokens, exec plugin args and env values); its cluster, context
+    and user names and server URLs appear in ordinary messages and are kept. Any other
+    document (a cloud key file) is secret through and through: every scalar. A file that
+    does not parse gives its non-empty lines, so whatever it holds is still hidden.
+    """
+    text = plaintext.decode("utf-8", "replace")
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return {line.strip() for line in text.splitlines() if line.strip()}
+    if not _is_kubeconfig(doc):
+        return scalar_strings(doc)
+    found: set[str] = set()
+    for entry in doc.get("users") or []:
+        user = entry.get("user") if isinstance(entry, dict) else None
+        if isinstance(user, dict):
+            found |= _user_secrets(user)
+    return found
+
+
+def _is_kubeconfig(doc: Any) -> bool:
+    return isinstance(doc, dict) and (doc.get("kind") == "Config" or
+                                      isinstance(doc.get("users"), list))
+
+
+def _user_secrets(user: dict[str, Any]) -> set[str]:
+    found: set[str] = set()
+    for key, value in user.items():
+        if key == "exec" and isinstance(value, dict):
+            found |= scalar_strings({k: v for k, v in value.items()
+                                     if k not in _EXEC_PUBLIC and k != "env"})
+            for item in value.get("env") or []:
+                if isinstance(item, dict):
+                    found |= scalar_strings(item.get("value"))
+        else:
+            found |= scalar_strings(value)
+    return found
 
 
 class Credentials:
@@ -30,6 +90,7 @@ class Credentials:
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[Path, str | None]] = {}
         self._private: Path | None = None
+        self._redactors: dict[str, Redactor] = {}
 
     def for_cluster(self, cluster: Cluster) -> tuple[Path, str | None]:
         """(kubeconfig, context) of a cluster; raises HubtasksError naming the cluster."""
@@ -42,7 +103,7 @@ class Credentials:
         if cluster.provider == "kubeconfig" and cluster.credential_files:
             path = self.config.root / cluster.credential_files[0]
             if is_secret_path(path) or is_sops_encrypted(path):
-                path = self._decrypt(path)
+                path = self._decrypt(path, cluster.name)
             return path, cluster.kube_context
         path = self.kubeconfig_dir / f"{cluster.name}.yaml"
         if not path.is_file():
@@ -52,14 +113,22 @@ class Credentials:
                 "pass --kubeconfig-dir")
         return path, None
 
-    def _decrypt(self, path: Path) -> Path:
+    def redactor(self, cluster: str) -> Redactor:
+        """Hides the secrets of the cluster's decrypted credentials (none until resolved, or
+        when its kubeconfig is a plain file): merge it into every redactor of its jobs.
+        Written under the lock; one dict read needs none, so no job waits on a decrypt."""
+        return self._redactors.get(cluster, NO_SECRETS)
+
+    def _decrypt(self, path: Path, cluster: str) -> Path:
         if self.sops is None:
             raise HubtasksError(f"{path}: sops-encrypted kubeconfig but sops is not installed "
                                 "(run `hubtasks install-tools`)")
         if self._private is None:
             self._private = Path(tempfile.mkdtemp(prefix=private_prefix()))
         target = self._private / f"{len(self._cache)}-{path.name}"
-        write_private(target, decrypt(path, sops=self.sops, env=self.env))
+        plaintext = decrypt(path, sops=self.sops, env=self.env)
+        self._redactors[cluster] = Redactor(credential_secrets(plaintext))
+        write_private(target, plaintext)
         return target
 
     def close(self) -> None:

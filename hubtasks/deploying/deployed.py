@@ -2,7 +2,8 @@
 
 Clusters are read in parallel (at most `jobs` at once), each with its own kubeconfig; a
 cluster that cannot be read gives `unreachable` states with the reason, never an error for
-the others. The repo digests come from `release_digest`, which decrypts nothing.
+the others. The repo digests come from `release_digest`, which decrypts nothing (only a
+cluster's encrypted kubeconfig is decrypted; its secrets are redacted from helm's output).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from hubtasks.planning.deployed import (
     cluster_states,
     repo_releases,
 )
-from hubtasks.secrets import is_secret_path, is_sops_encrypted
+from hubtasks.secrets import NO_SECRETS, Redactor, is_secret_path, is_sops_encrypted
 
 READ_TIMEOUT = 60.0
 READ_RETRIES = 1
@@ -38,16 +39,19 @@ LIST_MAX = "100000"  # helm list returns 256 releases unless told otherwise
 
 @dataclass(frozen=True, kw_only=True)
 class ClusterAccess:
-    """What a read or an uninstall needs: helm, the cluster's flags and the env."""
+    """What a read or an uninstall needs: helm, the cluster's flags and the env, and what
+    to hide in helm's output (the cluster's decrypted credentials)."""
 
     helm: HelmInfo
     args: tuple[str, ...]
     env: Mapping[str, str]
+    redactor: Redactor = NO_SECRETS
 
     def run(self, *argv: str) -> tuple[bool, str]:
         """(ok, output or error) of one helm command against this cluster."""
         run = run_helm([str(self.helm.path), *argv, *self.args], env=self.env,
-                       timeout=READ_TIMEOUT, retries=READ_RETRIES, backoff=1.0)
+                       timeout=READ_TIMEOUT, retries=READ_RETRIES, backoff=1.0,
+                       redactor=self.redactor)
         return (True, run.output) if run else (False, run.error or run.outcome.describe())
 
 
@@ -112,7 +116,7 @@ def _access(credentials: Credentials, config: RepoConfig, cluster: str, helm: He
     except HubtasksError as err:
         return str(err)
     return ClusterAccess(helm=helm, args=tuple(cluster_args(kubeconfig, context, cluster)),
-                         env=env)
+                         env=env, redactor=credentials.redactor(cluster))
 
 
 @dataclass(frozen=True, kw_only=True)

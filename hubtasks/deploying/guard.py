@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from hubtasks import proc
 from hubtasks.deploying import lease, repair
 from hubtasks.deploying.identity import RunIdentity
 from hubtasks.helm import HelmInfo, ReleaseSpec
@@ -31,18 +32,19 @@ def lease_seconds(options: DeployOptions) -> int:
 @contextlib.contextmanager
 def guarded(job: Job, spec: ReleaseSpec, *, helm: HelmInfo, kubectl: Path | None,
             me: RunIdentity, options: DeployOptions, cancel: threading.Event,
-            log: JobLog) -> Iterator[str]:
-    """Hold the Lease (unless --no-lock), repair a pending release (unless --no-repair)."""
+            log: JobLog, redact: proc.Redact | None = None) -> Iterator[str]:
+    """Hold the Lease (unless --no-lock), repair a pending release (unless --no-repair);
+    every call stops when `cancel` is set and hides the job's secrets (`redact`)."""
     where = f"release {job.release} on cluster {job.cluster}"
     with contextlib.ExitStack() as stack:
         if options.lock and kubectl is not None and spec.kubeconfig is not None:
             target = lease.Target(kubectl=kubectl, kubeconfig=spec.kubeconfig,
                                   context=spec.kube_context, cluster=job.cluster,
                                   release=job.release, env=options.env,
-                                  duration=lease_seconds(options))
+                                  duration=lease_seconds(options), redact=redact)
             stack.enter_context(lease.holding(target, me, timeout=options.lock_timeout,
                                               cancel=cancel, note=log.note))
-        stuck = repair.find_stuck(helm, spec, options.env, where)
+        stuck = repair.find_stuck(helm, spec, options.env, where, redact=redact, cancel=cancel)
         if stuck is None:
             yield ""
             return
@@ -52,4 +54,5 @@ def guarded(job: Job, spec: ReleaseSpec, *, helm: HelmInfo, kubectl: Path | None
             raise HubtasksError(f"{where} is stuck in {stuck.status} and --no-lock is set, so "
                                 "a live run may still own it; repair it by hand with: "
                                 + " ".join(stuck.argv))
-        yield repair.repair(stuck, options.env, log, where, timeout=options.timeout)
+        yield repair.repair(stuck, options.env, log, where, timeout=options.timeout,
+                            redact=redact, cancel=cancel)

@@ -8,6 +8,11 @@ after `leaseDurationSeconds`. Every write goes through kubectl with the object's
 and we read again. A job costs 3 kubectl calls: a read and a write to take the Lease, a
 write to release it (our last written copy carries the resourceVersion), plus one write per
 renewal.
+
+Every kubectl call is redacted with the Target's `redact` (the job's secrets: its cluster's
+decrypted credentials) and stops on the Target's `cancel` event, so Ctrl-C never waits out a
+hung kubectl; only the release at the end runs on regardless (bounded by its own timeout),
+so an interrupted run still hands the Lease back.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +58,8 @@ class Target:
     release: str
     env: Mapping[str, str]
     duration: int = DURATION
+    redact: proc.Redact | None = None  # hides the job's secrets in kubectl's output
+    cancel: threading.Event | None = None  # stops a kubectl call at once (Ctrl-C)
 
     @property
     def name(self) -> str:
@@ -65,7 +72,7 @@ class Target:
 
     def run(self, *args: str, stdin: bytes | None = None) -> proc.Outcome:
         return proc.run(self.argv(*args), env=helm_env(self.env), timeout=KUBECTL_TIMEOUT,
-                        stdin=stdin)
+                        stdin=stdin, redact=self.redact, cancel=self.cancel)
 
 
 def micro_time(moment: datetime | None = None) -> str:
@@ -259,14 +266,19 @@ def release(target: Target, me: RunIdentity, known: Mapping[str, Any] | None = N
 
 def _renewing(target: Target, me: RunIdentity, stop: threading.Event, note: Note,
               latest: list[dict[str, Any] | None]) -> None:
+    cancelled = target.cancel.is_set if target.cancel is not None else (lambda: False)
     while not stop.wait(target.duration / 3):
         try:
             renewed, latest[0] = renew(target, me, latest[0])
-            if not renewed:
-                note(f"warning: lease {NAMESPACE}/{target.name} could not be renewed")
         except HubtasksError as err:
-            latest[0] = None
-            note(f"warning: {err}")
+            latest[0], renewed = None, False
+            if not cancelled():
+                note(f"warning: {err}")
+                continue
+        if cancelled():
+            return  # the job is being cancelled: the release follows at once
+        if not renewed:
+            note(f"warning: lease {NAMESPACE}/{target.name} could not be renewed")
 
 
 @contextlib.contextmanager
@@ -277,9 +289,10 @@ def holding(target: Target, me: RunIdentity, *, timeout: float, cancel: threadin
     Our last written copy of the Lease rides along (`latest`): its resourceVersion lets a
     renewal and the release write without reading first (3 kubectl calls a job, not 4).
     """
-    latest = [acquire(target, me, timeout=timeout, cancel=cancel, note=note)]
+    active = target if target.cancel is not None else replace(target, cancel=cancel)
+    latest = [acquire(active, me, timeout=timeout, cancel=cancel, note=note)]
     stop = threading.Event()
-    thread = threading.Thread(target=_renewing, args=(target, me, stop, note, latest),
+    thread = threading.Thread(target=_renewing, args=(active, me, stop, note, latest),
                               name=f"lease-{target.release}", daemon=True)
     thread.start()
     try:
@@ -287,8 +300,9 @@ def holding(target: Target, me: RunIdentity, *, timeout: float, cancel: threadin
     finally:
         stop.set()
         thread.join(timeout=3 * KUBECTL_TIMEOUT + 5)  # a renewal: up to a write, read, write
+        final = replace(target, cancel=None)  # hand the Lease back even when cancelled
         try:
-            if release(target, me, None if thread.is_alive() else latest[0]):
+            if release(final, me, None if thread.is_alive() else latest[0]):
                 note(f"lease {NAMESPACE}/{target.name} released")
             else:
                 note(f"lease {NAMESPACE}/{target.name} was no longer ours: left as it is")

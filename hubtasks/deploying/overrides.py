@@ -25,6 +25,7 @@ from hubtasks.config.charts import (
     with_absolute_file_deps,
 )
 from hubtasks.config.model import Hub, RepoConfig
+from hubtasks.config.yamlfiles import ConfigError, read_yaml
 from hubtasks.files import write_atomic
 from hubtasks.model import HubtasksError, JobKey
 
@@ -37,14 +38,29 @@ def _copy(source: Path, target: Path, doc: Any, folder: str) -> tuple[Path, Char
     return target, chart_from_doc(doc, folder)
 
 
+def _chart_doc(config: RepoConfig, rel: str) -> dict[str, Any]:
+    """A Chart.yaml document (an override or a chart's own) as a mapping; a HubtasksError
+    naming the file when it can't be read, is not YAML or is not a mapping."""
+    try:
+        doc = read_yaml(config.root, rel)
+    except ConfigError as err:
+        raise HubtasksError("; ".join(err.problems)) from None
+    if not isinstance(doc, dict):
+        raise HubtasksError(f"{rel}: not a chart (a YAML mapping), but {type(doc).__name__}")
+    return doc
+
+
 def override_copies(config: RepoConfig, key: JobKey, hub: Hub,
                     work_dir: Path) -> list[tuple[Path, Chart]]:
-    """The copied chart folders to build, dependencies first; the last is the hub's chart."""
+    """The copied chart folders to build, dependencies first; the last is the hub's chart.
+
+    A problem with the override (unreadable, not YAML, replacing what can't be replaced) is a
+    HubtasksError naming it: chart preparation fails only this hub with it."""
     assert hub.chart_override is not None
     top = config.settings.chart_folder(hub.chart)
     replaced = hub.override_chart or top
     base = config.root / work_dir / "charts" / f"{key.cluster}--{key.release}"
-    override = yaml.safe_load((config.root / hub.chart_override).read_text(encoding="utf-8"))
+    override = _chart_doc(config, hub.chart_override)
     source = config.root / replaced
     copy = _copy(source, base / Path(replaced).name, with_absolute_file_deps(override, source),
                  replaced)
@@ -54,8 +70,7 @@ def override_copies(config: RepoConfig, key: JobKey, hub: Hub,
         raise HubtasksError(f"{hub.chart_override}: overrides {replaced}, whose folder name "
                             f"is that of the hub's chart {top}: cannot copy both")
     top_source = config.root / top
-    doc = yaml.safe_load((top_source / CHART_FILE).read_text(encoding="utf-8"))
-    doc = with_absolute_file_deps(doc, top_source)
+    doc = with_absolute_file_deps(_chart_doc(config, f"{top}/{CHART_FILE}"), top_source)
     target = base / Path(top).name
     if not _point_at(doc, source.resolve(), f"{FILE_SCHEME}{os.path.relpath(copy[0], target)}"):
         raise HubtasksError(f"cluster {key.cluster}, hub {key.release}: {hub.chart_override} "

@@ -4,12 +4,17 @@ A helm killed mid-upgrade leaves its release `pending-*`, and every later upgrad
 "another operation (install/upgrade/rollback) is in progress". Like Flux's helm-controller,
 when no live run holds the release (we hold its Lease), we roll back to the last deployed
 revision, or uninstall a first install that never finished, then upgrade as usual.
+
+helm's output is redacted with `redact` (the job's secrets: its cluster's decrypted
+credentials) and every helm call stops on `cancel` (Ctrl-C, SIGTERM), so an interrupted run
+never waits out a rollback until --timeout.
 """
 
 from __future__ import annotations
 
 import json
 import shlex
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -39,8 +44,12 @@ def _base(helm: HelmInfo, spec: ReleaseSpec, *args: str) -> list[str]:
             *cluster_args(spec.kubeconfig, spec.kube_context, f"release {spec.release!r}")]
 
 
-def _query(argv: Sequence[str], env: Mapping[str, str], what: str) -> Any:
-    outcome = proc.run(argv, env=helm_env(env), timeout=QUERY_TIMEOUT)
+def _query(argv: Sequence[str], env: Mapping[str, str], what: str, *,
+           redact: proc.Redact | None = None, cancel: threading.Event | None = None) -> Any:
+    outcome = proc.run(argv, env=helm_env(env), timeout=QUERY_TIMEOUT, redact=redact,
+                       cancel=cancel)
+    if outcome.cancelled:
+        raise HubtasksError(f"{what}: cancelled")
     if not outcome:
         if "not found" in outcome.output.lower():
             return None
@@ -53,10 +62,11 @@ def _query(argv: Sequence[str], env: Mapping[str, str], what: str) -> Any:
 
 
 def find_stuck(helm: HelmInfo, spec: ReleaseSpec, env: Mapping[str, str],
-               where: str) -> Stuck | None:
+               where: str, *, redact: proc.Redact | None = None,
+               cancel: threading.Event | None = None) -> Stuck | None:
     """The release's pending state and its repair, or None when it is not pending."""
     history = _query([*_base(helm, spec, "history", spec.release), "-o", "json"],
-                     env, f"{where}: helm history")
+                     env, f"{where}: helm history", redact=redact, cancel=cancel)
     if not history:
         return None
     entries = sorted(history, key=lambda e: int(e.get("revision", 0)))
@@ -76,16 +86,19 @@ def find_stuck(helm: HelmInfo, spec: ReleaseSpec, env: Mapping[str, str],
 
 
 def repair(stuck: Stuck, env: Mapping[str, str], log: JobLog, where: str,
-           timeout: float) -> str:
+           timeout: float, *, redact: proc.Redact | None = None,
+           cancel: threading.Event | None = None) -> str:
     """Run the repair; its summary for the result, or HubtasksError with helm's error."""
-    log.note(f"repair: {where} is {stuck.status} (revision {stuck.revision}); "
-             f"$ {shlex.join(stuck.argv)}")
-    outcome = proc.run(stuck.argv, env=helm_env(env), timeout=timeout, on_output=log.write)
+    echo = shlex.join(redact(a) for a in stuck.argv) if redact else shlex.join(stuck.argv)
+    log.note(f"repair: {where} is {stuck.status} (revision {stuck.revision}); $ {echo}")
+    outcome = proc.run(stuck.argv, env=helm_env(env), timeout=timeout, on_output=log.write,
+                       redact=redact, cancel=cancel)
     log.note(f"repair {outcome.describe()}")
     if not outcome:
         last = outcome.output.strip().splitlines()[-1:] or [outcome.describe()]
-        raise HubtasksError(f"{where}: repair of {stuck.status} release failed "
-                            f"(`{shlex.join(stuck.argv)}`): {last[0]}")
+        raise HubtasksError(f"{where}: repair of {stuck.status} release "
+                            f"{'cancelled' if outcome.cancelled else 'failed'} "
+                            f"(`{echo}`): {last[0]}")
     return stuck.summary
 
 

@@ -39,7 +39,7 @@ from hubtasks.model import INTERRUPTED, HubtasksError, Job, JobKey, JobResult, S
 from hubtasks.options import DeployOptions
 from hubtasks.output.logs import JobLog, job_log_path
 from hubtasks.output.scrub import ScrubbedLog
-from hubtasks.secrets import Redactor
+from hubtasks.secrets import NO_SECRETS, Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -72,14 +72,47 @@ def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
                     error=error)
 
 
+class _Secrets:
+    """What one job must hide, as it becomes known: its values' secrets (and an encrypted
+    domain) once decrypted, and its cluster's credentials' once resolved."""
+
+    def __init__(self, credentials: Credentials, cluster: str) -> None:
+        self.credentials, self.cluster = credentials, cluster
+        self.values = NO_SECRETS
+
+    @property
+    def redactor(self) -> Redactor:
+        credentials = self.credentials.redactor(self.cluster)
+        if not credentials:
+            return self.values
+        return self.values.merged(credentials) if self.values else credentials
+
+
+class _RedactedLog(JobLog):
+    """A JobLog that redacts every line and note before it reaches `inner`: for what
+    hubtasks' own kubectl and helm calls (Lease, repair) write to the job's log."""
+
+    def __init__(self, inner: JobLog, redactor: Redactor) -> None:
+        super().__init__(None)
+        self.inner, self.redactor = inner, redactor
+
+    def write(self, text: str) -> None:
+        self.inner.write(self.redactor(text))
+
+    def note(self, text: str) -> None:
+        self.inner.note(self.redactor(text))
+
+
 class HelmRunner:
     """The scheduler's Runner: one job in, one JobResult out. Thread-safe."""
 
     def __init__(self, config: RepoConfig, *, head: str | None, helm: HelmInfo,
                  options: DeployOptions, charts: Mapping[JobKey, Path],
-                 credentials: Credentials, sops: Path | None) -> None:
+                 credentials: Credentials, sops: Path | None,
+                 chart_errors: Mapping[JobKey, str] | None = None) -> None:
         self.config, self.head, self.helm, self.options = config, head, helm, options
         self.charts, self.credentials, self.sops = charts, credentials, sops
+        self.chart_errors = chart_errors or {}  # jobs whose chart failed to prepare
         self.kubectl = find_kubectl(options.env) if options.lock and not options.dry_run \
             else None
         self.identity = run_identity(options.env)
@@ -91,15 +124,19 @@ class HelmRunner:
         started, clock = utc_now(), time.monotonic()
         path = job_log_path(self.options.log_dir, job)
         digest: str | None = None
+        secrets = _Secrets(self.credentials, job.cluster)
         with JobLog(path) as log:
             try:
                 digest = release_digest(self.config, job)
-                outcome = self._run(job, cancel, log)
+                outcome = self._run(job, cancel, log, secrets)
                 if outcome.status is Status.SUCCEEDED:
-                    outcome = self._check_health(job, cancel, log, outcome)
-            except HubtasksError as err:
-                log.note(f"error: {err}")
-                outcome = _Outcome(status=Status.FAILED, error=str(err))
+                    outcome = self._check_health(job, cancel, log, outcome, secrets.redactor)
+            except HubtasksError as err:  # may carry kubectl's or helm's output: redacted
+                error = secrets.redactor(str(err))
+                log.note(f"error: {error}")
+                # a step the interrupt stopped (a Lease wait, a repair) fails because of it
+                outcome = _Outcome(status=Status.CANCELLED, error=error, reason=INTERRUPTED) \
+                    if cancel.is_set() else _Outcome(status=Status.FAILED, error=error)
         return JobResult(stage=job.stage, cluster=job.cluster, hub=job.hub, started_at=started,
                          ended_at=utc_now(), duration=round(time.monotonic() - clock, 3),
                          log=str(path), head=self.head, status=outcome.status,
@@ -122,14 +159,20 @@ class HelmRunner:
         description = describe_release(self.head or "worktree", release_digest(self.config, job))
         return upgrade_argv(self.helm, spec, self.helm_options, description=description)
 
-    def _run(self, job: Job, cancel: threading.Event, log: JobLog) -> _Outcome:
+    def _run(self, job: Job, cancel: threading.Event, log: JobLog,
+             secrets: _Secrets) -> _Outcome:
         if job.invalid:  # broken inputs: fail at once, without helm (counts for the canary)
             error = "invalid inputs: " + "; ".join(job.invalid)
             log.note(f"error: {error}")
             return _Outcome(status=Status.FAILED, error=error)
+        if job.key in self.chart_errors:  # its chart failed to prepare: fails at once too,
+            # as any HubtasksError of a job does (logged and recorded, redacted)
+            raise HubtasksError(f"chart not prepared: {self.chart_errors[job.key]}")
         with release_values(self.config, job, sops=self.sops,
                             env=self.options.env) as (values, redactor):
-            spec = self.spec(job, values)
+            secrets.values = redactor
+            spec = self.spec(job, values)  # resolves (decrypts) the cluster's credentials
+            redactor = secrets.redactor  # values' and credentials' secrets
             if not self.options.dry_run:  # before-steps (config/before.py), never on dry runs
                 ctx = StepContext(kubeconfig=spec.kubeconfig, kube_context=spec.kube_context,
                                   root=self.config.root, env=self.options.env)
@@ -139,7 +182,8 @@ class HelmRunner:
                                     Status.FAILED, error=steps.error,
                                     reason=INTERRUPTED if steps.cancelled else "")
             argv = self.argv(job, spec)
-            with self._guard(job, spec, cancel, log) as repaired:
+            with self._guard(job, spec, cancel, _RedactedLog(log, redactor),
+                             redactor) as repaired:
                 if repaired:
                     logger.info("%s/%s: %s", job.cluster, job.release, repaired)
                 logger.info("$ %s", shlex.join(redactor.argv(argv)))
@@ -156,16 +200,16 @@ class HelmRunner:
         return replace(_outcome_of(run, timeout), repaired=repaired)
 
     def _guard(self, job: Job, spec: ReleaseSpec, cancel: threading.Event,
-               log: JobLog) -> contextlib.AbstractContextManager[str]:
+               log: JobLog, redactor: Redactor) -> contextlib.AbstractContextManager[str]:
         """The Lease and repair around an upgrade; nothing for a dry run."""
         if self.options.dry_run:
             return contextlib.nullcontext("")
         return guarded(job, spec, helm=self.helm, kubectl=self.kubectl, me=self.identity,
-                       options=self.options, cancel=cancel, log=log)
+                       options=self.options, cancel=cancel, log=log, redact=redactor)
 
 
     def _check_health(self, job: Job, cancel: threading.Event, log: JobLog,
-                      outcome: _Outcome) -> _Outcome:
+                      outcome: _Outcome, redactor: Redactor) -> _Outcome:
         """After a successful upgrade, the hub must answer (see deploying/health.py)."""
         check = check_for(self.config, job, self.options)
         if check is None:
@@ -173,7 +217,8 @@ class HelmRunner:
         kubeconfig, context = self.credentials.for_cluster(self.config.cluster(job.cluster))
         verdict = check_hub(check, target_of(self.config, job, kubeconfig, context,
                                              sops=self.sops, env=self.options.env),
-                            cancel=cancel, log=log, env=self.options.env, cwd=self.config.root)
+                            cancel=cancel, log=log, env=self.options.env, cwd=self.config.root,
+                            redactor=redactor)
         if verdict.cancelled:
             return replace(outcome, status=Status.CANCELLED, reason=INTERRUPTED)
         if not verdict.healthy:

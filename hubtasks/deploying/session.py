@@ -18,7 +18,7 @@ from types import FrameType
 from hubtasks.binaries import find_helm, find_sops
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
-from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.charts import prepare_job_charts
 from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.runner import HelmRunner
 from hubtasks.deploying.scheduler import Schedule, gate_prod
@@ -67,14 +67,19 @@ def find_tools(config: RepoConfig, jobs: Sequence[Job],
 @contextlib.contextmanager
 def helm_session(config: RepoConfig, plan: Plan, jobs: Sequence[Job],
                  options: RunOptions) -> Iterator[HelmRunner]:
-    """Find the tools, build charts once, resolve credentials; clean up afterwards."""
+    """Find the tools, build charts once, resolve credentials; clean up afterwards.
+
+    A chart that fails to prepare fails only the jobs that need it, each at once (as an
+    invalid job does); an invalid job never reaches helm, so its chart is not prepared."""
     helm, sops = find_tools(config, jobs, options)
     deploy = options.deploy
-    charts = prepare_charts(config, jobs, helm, work_dir=deploy.work_dir, env=deploy.env)
+    charts = prepare_job_charts(config, [j for j in jobs if not j.invalid], helm,
+                                work_dir=deploy.work_dir, env=deploy.env)
     credentials = Credentials(config, kubeconfig_dir=deploy.kubeconfig_dir, sops=sops,
                               env=deploy.env)
     try:
-        yield HelmRunner(config, head=plan.head, helm=helm, options=deploy, charts=charts,
+        yield HelmRunner(config, head=plan.head, helm=helm, options=deploy,
+                         charts=charts.charts, chart_errors=charts.errors,
                          credentials=credentials, sops=sops)
     finally:
         credentials.close()

@@ -14,9 +14,10 @@ import yaml
 
 from hubtasks.binaries import find_sops
 from hubtasks.config.load import load_config
-from hubtasks.deploying.documents import release_documents
+from hubtasks.deploying.documents import ValuesDocument, release_documents
 from hubtasks.deploying.values import needs_sops
 from hubtasks.model import Job, Stage
+from hubtasks.secrets import redacted_leaves
 
 
 def helm_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -32,6 +33,10 @@ def helm_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
     return out
 
 
+def _shown(doc: ValuesDocument, value: Any) -> Any:
+    return redacted_leaves(value) if doc.secret else value
+
+
 def show_values(repo: Path, cluster: str, hub: str | None, *, merged: bool,
                 env: Mapping[str, str]) -> str:
     """The text `hubtasks values` prints (secrets already redacted)."""
@@ -40,7 +45,12 @@ def show_values(repo: Path, cluster: str, hub: str | None, *, merged: bool,
               chart=config.release_chart(cluster, hub))
     sops = find_sops(env) if needs_sops(config, [job]) else None
     with release_documents(config, job, sops=sops, env=env) as (docs, redactor):
-        parsed = [(d, yaml.safe_load(d.path.read_text(encoding="utf-8")) or {}) for d in docs]
+        # A decrypted document's every value is replaced before it is dumped: text redaction
+        # misses what yaml.safe_dump makes of a value (escaped, folded, 0777 -> 511) and the
+        # values too short to redact anywhere. The redactor still runs over the text, for
+        # secrets other documents hold (a domain read from an encrypted file, in jsonnet).
+        parsed = [(d, _shown(d, yaml.safe_load(d.path.read_text(encoding="utf-8")) or {}))
+                  for d in docs]
     if merged:
         total: dict[str, Any] = {}
         for _doc, value in parsed:
