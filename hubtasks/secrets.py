@@ -39,6 +39,8 @@ def private_prefix() -> str:
     """The prefix of this process's private folders: carries the pid, so the next run can
     remove the folders of a run that died (runrecords.remove_dead_private_folders)."""
     return f"{PRIVATE_PREFIX}{os.getpid()}-"
+
+
 # Flags whose value is secret whatever it is.
 SECRET_FLAGS = frozenset({"--kube-token", "--password", "--set", "--set-string", "--set-json",
                           "--set-literal", "--set-file"})

@@ -3,7 +3,7 @@
 The override replaces one Chart.yaml of the hub's chart closure: the hub's own chart's,
 or, when its `name` names another chart (a daskhub hub overriding basehub:
 `Hub.override_chart`), that chart's. For the latter both folders are copied side by side
-under their own names (<work>/charts/<cluster>--<release>/{basehub,daskhub}), so the top
+under their own names (<run folder>/charts/<cluster>--<release>/{basehub,daskhub}), so the top
 chart's `file://../basehub` finds the copy that carries the override.
 """
 

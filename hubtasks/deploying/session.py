@@ -8,7 +8,9 @@ results file. Library code: it returns results; the tasks print them.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -29,7 +31,17 @@ from hubtasks.options import RunOptions
 from hubtasks.output.console import ConsoleReporter
 from hubtasks.output.logs import close_logging, setup_logging
 from hubtasks.results import ResultsStore, load_results
-from hubtasks.runrecords import DigestOf, holding_run, plan_records, run_identity, start_record
+from hubtasks.runrecords import (
+    DigestOf,
+    holding_run,
+    plan_records,
+    remove_dead_private_folders,
+    run_identity,
+    start_record,
+)
+from hubtasks.secrets import private_prefix
+
+RUNS_DIR = "runs"  # under the work folder: one private folder per live run
 
 
 def select_jobs(plan: Plan, *, stages: Iterable[Stage], clusters: Sequence[str] = (),
@@ -73,16 +85,32 @@ def helm_session(config: RepoConfig, plan: Plan, jobs: Sequence[Job],
     invalid job does); an invalid job never reaches helm, so its chart is not prepared."""
     helm, sops = find_tools(config, jobs, options)
     deploy = options.deploy
-    charts = prepare_job_charts(config, [j for j in jobs if not j.invalid], helm,
-                                work_dir=deploy.work_dir, env=deploy.env)
-    credentials = Credentials(config, kubeconfig_dir=deploy.kubeconfig_dir, sops=sops,
-                              env=deploy.env)
+    with _run_folder(config.root / deploy.work_dir) as own:
+        charts = prepare_job_charts(config, [j for j in jobs if not j.invalid], helm,
+                                    work_dir=own, env=deploy.env)
+        credentials = Credentials(config, kubeconfig_dir=deploy.kubeconfig_dir, sops=sops,
+                                  env=deploy.env)
+        try:
+            yield HelmRunner(config, head=plan.head, helm=helm, options=deploy,
+                             charts=charts.charts, chart_errors=charts.errors,
+                             credentials=credentials, sops=sops)
+        finally:
+            credentials.close()
+
+
+@contextlib.contextmanager
+def _run_folder(work_dir: Path) -> Iterator[Path]:
+    """This run's own folder under `<work_dir>/runs` (chart_override copies: another run,
+    even one refused, never replaces the copies this run's helm reads), removed at the end;
+    those of runs that died are removed first."""
+    runs = work_dir / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    remove_dead_private_folders(runs)
+    own = Path(tempfile.mkdtemp(prefix=private_prefix(), dir=runs))
     try:
-        yield HelmRunner(config, head=plan.head, helm=helm, options=deploy,
-                         charts=charts.charts, chart_errors=charts.errors,
-                         credentials=credentials, sops=sops)
+        yield own
     finally:
-        credentials.close()
+        shutil.rmtree(own, ignore_errors=True)
 
 
 def install_signal_handlers(cancel: threading.Event,
@@ -162,8 +190,9 @@ def run_jobs(config: RepoConfig, plan: Plan, jobs: Sequence[Job], options: RunOp
 
     `on_held` runs once this run holds the results file: a run refused because another holds
     it must leave that run's files (e.g. deploy-all's plan file) alone."""
-    with helm_session(config, plan, jobs, options) as runner, \
-            recording(options, len(jobs)) as (reporter, store, cancel):
+    # the results file first: a run refused because another holds it touches nothing
+    with recording(options, len(jobs)) as (reporter, store, cancel), \
+            helm_session(config, plan, jobs, options) as runner:
         if on_held is not None:
             on_held()
         dry_run = options.deploy.dry_run

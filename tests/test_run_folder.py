@@ -1,0 +1,68 @@
+"""A run holds its results file before it prepares anything, and its chart_override copies
+live in its own folder: a run refused because another holds the file touches nothing, and
+two runs never replace each other's copies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hubtasks.config.load import load_config
+from hubtasks.deploying.scheduler import run_prod
+from hubtasks.deploying.session import RUNS_DIR, _run_folder, run_jobs
+from hubtasks.dev.demo import copy_example
+from hubtasks.model import HubtasksError
+from hubtasks.options import DeployOptions, Limits, RunOptions
+from hubtasks.planning.planner import PlanRequest, build_plan
+from hubtasks.results import ResultsStore
+from hubtasks.runrecords import holding_run
+from hubtasks.secrets import PRIVATE_PREFIX
+
+ROOT = Path(__file__).resolve().parents[1]
+LOGGING_HELM = """#!/bin/sh
+echo "$*" >> "$HELM_CALLS"
+[ "$1" = version ] && { echo v3.17.3+gfake; exit 0; }
+exit 0
+"""
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_refused_run_prepares_no_chart(tmp_path: Path) -> None:
+    repo = copy_example(ROOT, tmp_path / "repo")
+    helm = tmp_path / "helm"
+    helm.write_text(LOGGING_HELM)
+    helm.chmod(0o755)
+    calls = tmp_path / "calls"
+    config = load_config(repo)
+    plan = build_plan(config, PlanRequest(everything=True))
+    options = RunOptions(repo=repo, plan=repo / "plan.json", results=repo / "results.json",
+                         deploy=DeployOptions(log_dir=tmp_path / "logs",
+                                              work_dir=tmp_path / "work",
+                                              env={**os.environ, "HELM_CALLS": str(calls)}),
+                         limits=Limits(), helm=helm)
+    with holding_run(ResultsStore(options.results)), \
+            pytest.raises(HubtasksError, match="in use by another run"):
+        run_jobs(config, plan, list(plan.jobs), options, run_prod)
+    called = calls.read_text().splitlines() if calls.exists() else []
+    assert not [c for c in called if c.startswith("dependency")], called
+    assert not (tmp_path / "work" / RUNS_DIR).exists() or \
+        not list((tmp_path / "work" / RUNS_DIR).iterdir())
+
+
+def test_each_run_has_its_own_folder_and_a_dead_runs_is_removed(tmp_path: Path) -> None:
+    runs = tmp_path / RUNS_DIR
+    dead = runs / f"{PRIVATE_PREFIX}{dead_pid()}-x"
+    (dead / "charts").mkdir(parents=True)
+    with _run_folder(tmp_path) as own, _run_folder(tmp_path) as other:
+        assert own.parent == runs and own != other and own.is_dir()
+        assert not dead.exists()
+    assert not own.exists() and not other.exists()
