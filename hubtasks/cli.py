@@ -82,10 +82,22 @@ def _run(argv: list[str]) -> None:
     code = fast_plan(argv[1:])
     if code is not None:
         sys.exit(code)
-    from invoke import Program
-
     from hubtasks.tasks import ns
 
     contexts = ns.to_contexts()
     argv = with_optional_positionals(help_of_positional_task(argv, contexts), contexts)
-    Program(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks").run(argv)
+    _program()(namespace=ns, version=__version__, name="hubtasks", binary="hubtasks").run(argv)
+
+
+def _program() -> type[Any]:
+    """invoke's Program, reading the project config (`invoke.yaml`) of the current folder:
+    the console script's tasks live in site-packages, where invoke would look otherwise."""
+    from invoke import Program
+
+    class HubtasksProgram(Program):
+        def parse_collection(self) -> None:
+            super().parse_collection()
+            self.config.set_project_location(os.getcwd())
+            self.config.load_project()
+
+    return HubtasksProgram

@@ -8,10 +8,14 @@ The same collection serves `invoke ...` in this repo (through the root tasks.py)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import invoke
@@ -51,6 +55,24 @@ class Task(invoke.Task):  # type: ignore[type-arg]  # generic only in invoke's a
 task = functools.partial(invoke.task, klass=Task)
 
 
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds a task like Ctrl-C (its `finally` blocks remove decrypted copies),
+    instead of ending the process where it stands. Deploys install their own handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def user_errors(func: F) -> F:
     """Turn HubtasksError into a clean message and exit code 2 (never a traceback); so is a
     file hubtasks could not write or read where it was told to (a read-only or full disk,
@@ -59,7 +81,8 @@ def user_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            code = func(*args, **kwargs)
+            with _terminate_as_interrupt():
+                code = func(*args, **kwargs)
         except HubtasksError as err:
             raise Exit(f"hubtasks: error: {err}", code=2) from None
         except OSError as err:

@@ -175,3 +175,12 @@ def test_invoke_config_values_of_the_wrong_type_are_clear_errors(
 
     with pytest.raises(HubtasksError, match=re.escape(message)):
         run_options(Context(), {})
+
+
+def test_the_console_script_reads_the_invoke_yaml_of_the_current_folder(tmp_path: Path) -> None:
+    (tmp_path / "config/clusters").mkdir(parents=True)
+    (tmp_path / "invoke.yaml").write_text("hubtasks:\n  jobs: 0\n")
+    proc = subprocess.run([*HUBTASKS, "deploy-all", "--everything", "--dry-run"], cwd=tmp_path,
+                          capture_output=True, text=True, check=False)
+    assert proc.returncode == 2 and "--jobs must be at least 1, not 0" in proc.stderr, \
+        proc.stderr

@@ -66,3 +66,39 @@ def test_each_run_has_its_own_folder_and_a_dead_runs_is_removed(tmp_path: Path) 
         assert own.parent == runs and own != other and own.is_dir()
         assert not dead.exists()
     assert not own.exists() and not other.exists()
+
+
+HANGING_HELM = """#!/bin/sh
+[ "$1" = version ] && { echo v3.17.3+gfake; exit 0; }
+[ "$1" = dependency ] && exit 0
+exec sleep 300
+"""
+
+
+def test_sigterm_of_validate_removes_its_decrypted_copies(tmp_path: Path, sops: Path) -> None:
+    """validate and values install no deploy handlers: SIGTERM unwinds them like Ctrl-C."""
+    import signal
+    import time
+
+    from hubtasks.dev.demo import DEMO_KEY
+
+    repo = copy_example(ROOT, tmp_path / "repo")
+    helm = tmp_path / "helm"
+    helm.write_text(HANGING_HELM)
+    helm.chmod(0o755)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    env = {**os.environ, "TMPDIR": str(private), "SOPS_AGE_KEY_FILE": str(repo / DEMO_KEY),
+           "PATH": f"{sops.parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([sys.executable, "-c", "from hubtasks.cli import main; main()",
+                             "validate", "--cluster", "edu-cloud", "--helm", str(helm)],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not list(private.glob(f"{PRIVATE_PREFIX}*")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # until a release's values are decrypted
+    assert list(private.glob(f"{PRIVATE_PREFIX}*"))
+    time.sleep(1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) != 0
+    assert not list(private.glob(f"{PRIVATE_PREFIX}*"))
