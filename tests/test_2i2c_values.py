@@ -140,7 +140,7 @@ def test_values_command_redacts_secrets_and_names_sources(
     assert "rendered jsonnet" in lines[2]
     assert "standin: helm-charts/support/enc-support" not in text
     merged = show_values(root, cluster, None, merged=True, env=env)
-    assert "standin: ***" in merged and "enc-cryptnono" not in merged
+    assert "standin: '***'" in merged and "enc-cryptnono" not in merged
 
 
 def test_domain_override_file_replaces_the_domain(repo: tuple[Path, dict[str, str]],

@@ -519,3 +519,22 @@ def test_an_override_dependency_that_points_nowhere_marks_its_hub(tmp_path: Path
     assert any("teach-chart.yaml: dependency on helm-charts/nope (file://), which holds no "
                "Chart.yaml" in p for p in teach.invalid), teach.invalid
     assert not any(j.invalid for j in plan.jobs if j.hub != "teach")
+
+
+@pytest.mark.parametrize(("doc", "problem"), [
+    ({"apiVersion": "v2", "version": "0.1.0"}, "Chart.yaml: name is required"),
+    ({"apiVersion": "v2", "name": "unused"}, "Chart.yaml: version is required"),
+    ({"apiVersion": "v9", "name": "unused", "version": "1"}, "apiVersion must be v2"),
+    ({"apiVersion": "v2", "name": "unused", "version": "1", "dependencies": 5},
+     "dependencies must be a list"),
+    ({"apiVersion": "v2", "name": "unused", "version": "1",
+      "dependencies": [{"name": "etc", "version": "1", "repository": "file:///etc"}]},
+     "dependency 'etc' (file:///etc) lies outside the repository"),
+], ids=["no-name", "no-version", "api-version", "dependencies", "outside"])
+def test_a_chart_yaml_helm_would_refuse_is_a_chart_problem(tmp_path: Path, doc: dict[str, Any],
+                                                           problem: str) -> None:
+    repo = changed(tmp_path, {"helm-charts/support/Chart.yaml": doc})
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    support = [j for j in plan.jobs if j.hub is None]
+    assert support and all(any(problem in p for p in j.invalid) for j in support), support
+    assert any(problem in note for note in plan.notes)

@@ -12,7 +12,13 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from hubtasks.config.charts import CHART_FILE, Chart, chart_from_doc, find_cycle
+from hubtasks.config.charts import (
+    CHART_FILE,
+    Chart,
+    chart_doc_problems,
+    chart_from_doc,
+    find_cycle,
+)
 from hubtasks.config.jsonnet import is_jsonnet, source_file
 from hubtasks.config.jsonnetdeps import jsonnet_imports, repo_imports
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
@@ -40,6 +46,9 @@ def load_charts(root: Path, settings: Settings, also: Iterable[str] = ()
         except ConfigError as err:
             problems.setdefault(rel, []).extend(err.problems)
             continue
+        found = chart_doc_problems(doc, f"{rel}/{CHART_FILE}", rel)
+        if found:
+            problems.setdefault(rel, []).extend(found)
         charts[rel] = chart = chart_from_doc(doc, rel)
         for dep in chart.file_deps:
             if dep not in seen and (root / dep / CHART_FILE).is_file():

@@ -64,6 +64,32 @@ def file_dependencies(doc: Any, folder: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def chart_doc_problems(doc: Any, rel: str, folder: str) -> list[str]:
+    """What helm would refuse in a Chart.yaml document (named `rel`; its relative paths start
+    at `folder`), and a `file://` dependency outside the repository (no plan could see it)."""
+    if not isinstance(doc, dict):
+        return [f"{rel}: not a chart (a YAML mapping)"]
+    problems = []
+    if doc.get("apiVersion") not in ("v1", "v2"):
+        problems.append(f"{rel}: apiVersion must be v2 (or v1), not {doc.get('apiVersion')!r}")
+    for key in ("name", "version"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            problems.append(f"{rel}: {key} is required (a string), got {doc.get(key)!r}")
+    deps = doc.get("dependencies")
+    if deps is not None and not (isinstance(deps, list)
+                                 and all(isinstance(d, dict) for d in deps)):
+        problems.append(f"{rel}: dependencies must be a list of mappings")
+    for dep in _dependencies(doc):
+        target = _file_target(dep)
+        if target is None:
+            continue
+        joined = posixpath.normpath(posixpath.join(folder, target))
+        if joined == ".." or joined.startswith("../") or target.startswith("/"):
+            problems.append(f"{rel}: dependency {dep.get('name')!r} ({FILE_SCHEME}{target}) "
+                            "lies outside the repository")
+    return problems
+
+
 def chart_from_doc(doc: Any, folder: str) -> Chart:
     """A Chart record from its parsed Chart.yaml."""
     deps = list(_dependencies(doc))

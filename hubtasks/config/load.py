@@ -21,7 +21,13 @@ from hubtasks.config.chartload import (
     load_charts,
     missing_chart_values,
 )
-from hubtasks.config.charts import CHART_FILE, Chart, chart_closure, file_dependencies
+from hubtasks.config.charts import (
+    CHART_FILE,
+    Chart,
+    chart_closure,
+    chart_doc_problems,
+    file_dependencies,
+)
 from hubtasks.config.health import health_check_from_doc
 from hubtasks.config.jsonnetdeps import jsonnet_imports
 from hubtasks.config.model import (
@@ -257,6 +263,7 @@ class _ClusterLoader:
         name = doc.get("name") if isinstance(doc, dict) else None
         folder = self.settings.chart_folder(name) if isinstance(name, str) else ""
         replaced = folder if folder in self.charts else self.settings.chart_folder(chart)
+        self.problems.extend(chart_doc_problems(doc, override, replaced))
         deps = file_dependencies(doc, replaced)
         self.problems.extend(
             f"{override}: dependency on {dep} (file://), which holds no {CHART_FILE}; fix the "
