@@ -6,7 +6,9 @@ which returns an `Outcome` value and never raises for the program's own failures
 - **Its own process group**, so a timeout or a cancel stops the program together with what
   it started (credential plugins, post-renderers): SIGTERM, then SIGKILL after `grace`.
 - **It dies with hubtasks.** The child gets a parent-death signal, so a `kill -9` of hubtasks
-  never leaves a helm running unwatched. SIGKILL, not SIGTERM: helm 4 answers SIGTERM by
+  never leaves a helm running unwatched; and what it started (a wrapper's helm, plugins)
+  goes too: a small reaper process (`_Reaper`) kills every group still running when
+  hubtasks's end of its pipe closes. SIGKILL, not SIGTERM: helm 4 answers SIGTERM by
   rolling back and waiting for that, for up to its whole `--timeout`, with nobody watching;
   a release it leaves `pending-*` is repaired by the next run (deploying/repair.py).
 - **Its output goes to an unlinked temp file, not a pipe.** A program whose reader died would
@@ -115,6 +117,71 @@ def _in_child() -> None:
         _PRCTL(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
+# ---------------------------------------------------------------------------- the reaper
+
+# Reads `add PGID` / `del PGID` lines; at end of input (hubtasks exited or was killed, even
+# by SIGKILL: the kernel closes the pipe) it kills every group still listed. Its own
+# session, and it ignores the terminal's signals: it must outlive hubtasks by that moment.
+REAPER_SCRIPT = """trap '' INT TERM HUP QUIT
+groups=' '
+while read -r verb id; do
+  case $verb in
+    add) groups="$groups$id " ;;
+    del) case $groups in *" $id "*) groups="${groups%% $id *} ${groups#* $id }" ;; esac ;;
+  esac
+done
+for id in $groups; do kill -9 -$id 2>/dev/null; done
+"""
+
+
+class _Reaper:
+    """Kills what a program started when hubtasks dies without cleaning up (`kill -9`).
+
+    The parent-death signal reaches only the child itself; a wrapper's helm, a post-renderer
+    or a credential plugin would live on. Every program runs in its own process group, which
+    is listed here while it runs: one `sh` per hubtasks process, started on first use, kills
+    the listed groups once its input closes. A group is unlisted before its leader is reaped,
+    so its id is never reused while listed."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pipe: IO[bytes] | None = None
+        self._failed = False
+
+    def add(self, pgid: int) -> None:
+        self._send(f"add {pgid}\n")
+
+    def remove(self, pgid: int) -> None:
+        self._send(f"del {pgid}\n")
+
+    def _send(self, line: str) -> None:
+        with self._lock:
+            if self._pipe is None and not self._failed:
+                self._start()
+            if self._pipe is None:
+                return
+            try:
+                self._pipe.write(line.encode())
+                self._pipe.flush()
+            except (OSError, ValueError):  # it was killed: the parent-death signal remains
+                self._pipe, self._failed = None, True
+
+    def _start(self) -> None:
+        try:
+            reaper = subprocess.Popen(["/bin/sh", "-c", REAPER_SCRIPT], stdin=subprocess.PIPE,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      start_new_session=True, env={"PATH": "/usr/bin:/bin"})
+        except OSError:
+            self._failed = True
+            return
+        self._pipe = reaper.stdin
+        # not waited for: it ends when our end of the pipe closes, reparented to init
+        reaper.returncode = 0  # keeps Popen.__del__ from warning about a running child
+
+
+_REAPER = _Reaper()
+
+
 # ---------------------------------------------------------------------------- waiting
 
 
@@ -138,6 +205,12 @@ def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
     while not _exited(proc.pid) and time.monotonic() < deadline:
         time.sleep(POLL)
     _signal_group(proc.pid, signal.SIGKILL)
+    _reap(proc)
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> None:
+    """Unlist the group (the reaper must not kill a reused id), then reap its leader."""
+    _REAPER.remove(proc.pid)
     proc.wait()
 
 
@@ -171,7 +244,7 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float, cancel: threading.Event
                 return not cancelled, cancelled
             pause(POLL)
     _signal_group(proc.pid, signal.SIGKILL)  # stragglers of a finished program
-    proc.wait()
+    _reap(proc)
     return False, False
 
 
@@ -267,6 +340,7 @@ def run(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
                 stderr=out, stdin=subprocess.DEVNULL if stdin is None else subprocess.PIPE)
         except OSError as err:
             return Outcome(argv=echo, start_error=f"{argv[0]}: {err.strerror or err}")
+        _REAPER.add(proc.pid)  # its group id: the leader is not reaped before it is unlisted
         follower = _Follower(out, redact, on_output)
         follower.start()
         captured: list[bytes] = []

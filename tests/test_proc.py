@@ -148,3 +148,38 @@ def test_spawn_starts_a_daemon_in_its_own_group(tmp_path: Path) -> None:
     finally:
         os.killpg(child.pid, signal.SIGKILL)
         child.wait(WAIT)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_kill_9_of_hubtasks_takes_what_its_program_started_too(tmp_path: Path) -> None:
+    """The parent-death signal reaches only the child (a wrapper around helm); the reaper
+    kills the child's whole group, so the wrapper's own child goes as well."""
+    pidfile = tmp_path / "grandchild"
+    wrapper = tmp_path / "wrapper"
+    wrapper.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}\nwait\n")
+    wrapper.chmod(0o755)
+    driver = ("import os; from hubtasks import proc; "
+              f"proc.run([{str(wrapper)!r}], env=dict(os.environ), timeout=600)")
+    hubtasks = subprocess.Popen([sys.executable, "-c", driver])
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text().strip()) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
+    grandchild = int(pidfile.read_text())
+    assert _alive(grandchild)
+    hubtasks.kill()
+    hubtasks.wait()
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = _alive(grandchild)
+    if alive:
+        os.kill(grandchild, 9)
+    assert not alive
