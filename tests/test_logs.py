@@ -222,3 +222,28 @@ def test_summary_lists_every_job_in_plan_order() -> None:
 ], ids=["empty", "all-ok", "failed", "skipped", "cancelled"])
 def test_exit_code(statuses: tuple[Status, ...], code: int) -> None:
     assert exit_code(result("prod", "a", f"h{i}", s) for i, s in enumerate(statuses)) == code
+
+
+@pytest.mark.parametrize("document", [
+    "---\n# Source: c/templates/s.yaml\napiVersion: v1\nkind: Secret # a comment\n"
+    "metadata:\n  name: s\ndata:\n  token: c2VjcmV0LXRva2Vu\n",
+    '{"apiVersion": "v1", "kind": "Secret", "data": {"token": "c2VjcmV0LXRva2Vu"}}\n',
+    "---\napiVersion: v1\nkind: List\nitems:\n- kind: ConfigMap\n  data: {a: b}\n"
+    "- apiVersion: v1\n  kind: Secret\n  stringData:\n    token: c2VjcmV0LXRva2Vu\n",
+    "---\nstringData:\n  token: c2VjcmV0LXRva2Vu\nkind: 'Secret'\n",
+    "---\nkind: Secret\ndata: {token: c2VjcmV0LXRva2Vu\n",  # not YAML: not logged at all
+], ids=["comment", "json", "list", "keys-first", "unreadable"])
+def test_dry_run_logs_never_hold_a_secrets_data(document: str) -> None:
+    from hubtasks.output.scrub import scrub_secret_data
+
+    out = "".join(scrub_secret_data(document.splitlines(keepends=True)))
+    assert "c2VjcmV0LXRva2Vu" not in out
+    assert out.startswith("---") == document.startswith("---")
+
+
+def test_a_document_that_only_mentions_a_secret_is_logged_as_it_is() -> None:
+    from hubtasks.output.scrub import scrub_secret_data
+
+    lines = "---\nkind: ConfigMap\ndata:\n  note: names the Secret s  # kept\n".splitlines(
+        keepends=True)
+    assert scrub_secret_data(lines) == lines
