@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from hubtasks.config.model import SETTINGS_FILE, Settings
 from hubtasks.duration import parse_duration, positive_duration
 from hubtasks.model import HubtasksError
 
@@ -156,11 +157,22 @@ def hubtasks_config(c: Any) -> Mapping[str, Any]:
 
 
 def repo_root(c: Any, flags: Mapping[str, Any]) -> Path:
-    """The config repo a task works on."""
+    """The config repo a task works on: `--repo` (or the invoke config's), else the current
+    folder or the nearest one above it holding hubtasks.yaml or the default clusters
+    folder, as git finds its repository from a subfolder."""
     repo = Flags(hubtasks_config(c), flags).get("repo")
     if not isinstance(repo, str):
         raise HubtasksError(f"hubtasks.repo in the invoke config must be a path, not {repo!r}")
-    return Path(repo).resolve()
+    root = Path(repo).resolve()
+    if repo != DEFAULTS["repo"]:
+        if not root.is_dir():
+            raise HubtasksError(f"--repo {repo}: no such folder")
+        return root
+    return next((folder for folder in (root, *root.parents) if _is_config_repo(folder)), root)
+
+
+def _is_config_repo(folder: Path) -> bool:
+    return (folder / SETTINGS_FILE).is_file() or (folder / Settings.clusters_dir).is_dir()
 
 
 def environment() -> dict[str, str]:

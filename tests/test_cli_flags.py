@@ -138,6 +138,7 @@ def test_paths_typed_as_flags_are_the_current_folders_in_every_task(tmp_path: Pa
     that file, not R/p.json (an older plan there would be deployed)."""
     repo, here = tmp_path / "repo", tmp_path / "elsewhere"
     here.mkdir()
+    repo.mkdir()
     monkeypatch.chdir(here)
     options = run_options(None, {"repo": str(repo), "plan": "p.json", "results": "r.json",
                                  "log_dir": "logs"})
@@ -184,3 +185,25 @@ def test_the_console_script_reads_the_invoke_yaml_of_the_current_folder(tmp_path
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 2 and "--jobs must be at least 1, not 0" in proc.stderr, \
         proc.stderr
+
+
+def test_a_task_run_from_a_subfolder_finds_its_config_repo(tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    from hubtasks.options import repo_root
+
+    (tmp_path / "config/clusters/a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "config/clusters/a")
+    assert repo_root(None, {}) == tmp_path
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-no-repo"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert repo_root(None, {}) == elsewhere  # nothing above: the current folder, as before
+
+
+def test_a_repo_that_is_not_there_is_named() -> None:
+    from hubtasks.model import HubtasksError
+    from hubtasks.options import repo_root
+
+    with pytest.raises(HubtasksError, match="--repo /nonexistent/x: no such folder"):
+        repo_root(None, {"repo": "/nonexistent/x"})

@@ -206,11 +206,12 @@ def test_comment_target_from_the_actions_environment(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO}, "no pull request"),
-    ({"GITHUB_TOKEN": TOKEN}, "no repository"),
+    ({"GITHUB_TOKEN": TOKEN}, "no repository: pass --gh-repo OWNER/NAME"),
+    ({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": "bad repo"}, "'bad repo' is not OWNER/NAME"),
     ({"GITHUB_REPOSITORY": REPO}, "GITHUB_TOKEN"),
     ({"GITHUB_TOKEN": TOKEN, "GITHUB_REPOSITORY": REPO, "GITHUB_EVENT_PATH": "/nonexistent"},
      "cannot read"),
-], ids=["no-pr", "no-repo", "no-token", "bad-event"])
+], ids=["no-pr", "no-repo", "bad-repo", "no-token", "bad-event"])
 def test_comment_target_errors(env: dict[str, str], message: str) -> None:
     with pytest.raises(HubtasksError, match=message):
         comment_target(env)

@@ -61,3 +61,8 @@ def test_kill_grace_is_an_option_of_every_deploy_task(example: Path) -> None:
         assert "--kill-grace" in done.stdout, name
     bad = run(example, "canary", "--kill-grace", "soon")
     assert bad.returncode == 2 and "--kill-grace" in bad.stderr
+
+
+@pytest.mark.parametrize("ref", ["main with spaces", "--all", "a:b", ""])
+def test_a_string_that_is_no_ref_name_is_not_told_to_be_fetched(ref: str) -> None:
+    assert fetch_hint(ref) == "that is not a git ref name (a branch, tag or commit)"

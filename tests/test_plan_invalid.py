@@ -538,3 +538,11 @@ def test_a_chart_yaml_helm_would_refuse_is_a_chart_problem(tmp_path: Path, doc: 
     support = [j for j in plan.jobs if j.hub is None]
     assert support and all(any(problem in p for p in j.invalid) for j in support), support
     assert any(problem in note for note in plan.notes)
+
+
+def test_a_values_file_that_is_a_folder_says_so(tmp_path: Path) -> None:
+    repo = changed(tmp_path, {f"{C}/alpha/prod1.values.yaml": None,
+                              f"{C}/alpha/prod1.values.yaml/x": "a: 1\n"})
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    prod1 = next(j for j in plan.jobs if j.hub == "prod1")
+    assert any("prod1.values.yaml is a folder, not a file" in p for p in prod1.invalid)

@@ -108,8 +108,8 @@ def cluster_folders(root: Path, settings: Settings) -> list[str]:
     """Cluster folder names, sorted, minus `exclude_clusters`."""
     base = root / settings.clusters_dir
     if not base.is_dir():
-        raise ConfigError([f"{settings.clusters_dir}: no such folder (set clusters_dir in "
-                           f"{SETTINGS_FILE}, or pass --repo)"])
+        raise ConfigError([f"{settings.clusters_dir}: no such folder in {root} (set "
+                           f"clusters_dir in {SETTINGS_FILE}, or pass --repo)"])
     excluded = set(settings.exclude_clusters)
     return sorted(p.name for p in base.iterdir() if p.is_dir() and p.name not in excluded)
 

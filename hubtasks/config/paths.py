@@ -183,5 +183,7 @@ class FileChecker:
         if state == ESCAPES:
             self.problems.append(f"{self.rel}: {key}: {value!r} escapes the repository")
             return None
-        self.problems.append(f"{self.rel}: {key}: file {path} does not exist")
+        what = "is a folder, not a file" if path is not None and os.path.isdir(
+            os.path.join(self.fs.base, path)) else "does not exist"
+        self.problems.append(f"{self.rel}: {key}: file {path} {what}")
         return path if self.keep_missing else None

@@ -184,8 +184,12 @@ def comment_target(env: Mapping[str, str], *, pr: str | int | None = None,
     """The target from GitHub Actions' variables (GITHUB_*), with explicit overrides."""
     repo = repo or env.get("GITHUB_REPOSITORY", "")
     token = env.get("GITHUB_TOKEN", "")
-    if not repo or "/" not in repo:
-        raise HubtasksError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
+    if not repo:
+        raise HubtasksError("no repository: pass --gh-repo OWNER/NAME or set GITHUB_REPOSITORY")
+    if repo.count("/") != 1 or any(not part or part.strip() != part or " " in part
+                                   for part in repo.split("/")):
+        raise HubtasksError(f"repository {repo!r} is not OWNER/NAME (--gh-repo or "
+                            "GITHUB_REPOSITORY)")
     if not token:
         raise HubtasksError("GITHUB_TOKEN is not set (pass github.token to this step's env)")
     number = _pr_number(pr) if pr not in (None, "") else _event_pr_number(

@@ -29,6 +29,8 @@ class GitResult:
 
 def fetch_hint(ref: str) -> str:
     """How to make `ref` available: fetch a branch by name, or deepen for relative refs."""
+    if not ref or ref.startswith("-") or any(c.isspace() or c in "\\:?*[" for c in ref):
+        return "that is not a git ref name (a branch, tag or commit)"
     if RELATIVE_REF_RE.search(ref):
         return ("fetch more history first (`git fetch --unshallow`, or actions/checkout with "
                 "fetch-depth: 0), or pass a ref that exists here")
