@@ -106,3 +106,20 @@ def test_tree_of_writes_a_commits_files_and_leaves_the_checkout_alone(repo: GitR
         assert (tree / "README.md").read_text() == "docs\n"
         assert (tree / C / "alpha" / "cluster.yaml").is_file()
     assert not tree.exists() and repo.git("status", "--porcelain") == status
+
+
+def test_an_untracked_settings_file_is_the_checkouts_and_no_change(tmp_path: Path) -> None:
+    """A 2i2c checkout commits no hubtasks.yaml: one added beside it configures hubtasks for
+    every plan, also one that reads another commit's tree, and is no uncommitted change."""
+    files = base_files()
+    settings = files.pop("hubtasks.yaml")
+    base = GitRepo(tmp_path / "origin", files)
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    repo.write({"shared/hubs/README": "edited\n"})  # deploy_all_hubs_on: shared/hubs/**
+    repo.commit("edit a shared hub file")
+    repo.write({"hubtasks.yaml": settings})  # untracked
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"), deploying=True)
+    assert "prod:beta/one" in job_ids(plan) and not plan.notes
+    repo.git("checkout", "-q", "main")
+    _, other = plan_repo(repo.root, PlanOptions(base="main", head="change"))
+    assert job_ids(other) == job_ids(plan)

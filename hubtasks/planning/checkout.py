@@ -6,12 +6,14 @@ counted without `--worktree`), would shape the plan with files the diff does not
 Then the plan reads the commit's tree, written to a private temporary folder through a
 temporary index (`read-tree` + `checkout-index --prefix`; the repo's own index and work tree
 are untouched). The common case, a clean checkout of HEAD, costs one `git status`, run
-beside the load.
+beside the load. An untracked `hubtasks.yaml` (one added to a repo that commits none, such
+as a 2i2c checkout) is the checkout's setting, not a change: it is used with any tree.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -56,7 +58,10 @@ def uncommitted(repo: Path) -> list[str]:
                          f":(exclude){STATE_DIR}", check=False)
     if done.returncode != 0:
         return []
-    return sorted(entry[3:] for entry in done.stdout.split("\0") if len(entry) > 3)
+    entries = [entry for entry in done.stdout.split("\0") if len(entry) > 3]
+    # an untracked hubtasks.yaml configures hubtasks for a repo that has none (a 2i2c
+    # checkout): it is the checkout's setting, read also from a commit's tree (tree_of)
+    return sorted(entry[3:] for entry in entries if entry != f"?? {SETTINGS_FILE}")
 
 
 def config_inputs(config: RepoConfig, paths: Iterable[str]) -> list[str]:
@@ -99,4 +104,7 @@ def tree_of(repo: Path, commit: str) -> Iterator[Path]:
         git.run("read-tree", commit)
         git.run("checkout-index", "--all", "--force", f"--prefix={tree}/")
         tree.mkdir(exist_ok=True)  # an empty commit writes nothing
+        settings = repo / SETTINGS_FILE
+        if not (tree / SETTINGS_FILE).exists() and settings.is_file():  # untracked: ours
+            shutil.copyfile(settings, tree / SETTINGS_FILE)
         yield tree
