@@ -123,3 +123,12 @@ def test_an_untracked_settings_file_is_the_checkouts_and_no_change(tmp_path: Pat
     repo.git("checkout", "-q", "main")
     _, other = plan_repo(repo.root, PlanOptions(base="main", head="change"))
     assert job_ids(other) == job_ids(plan)
+
+
+def test_what_helm_dependency_build_writes_is_no_uncommitted_change(repo: GitRepo) -> None:
+    repo.write({f"{C}/alpha/prod1.values.yaml": "x: 2\n"})
+    repo.commit("change")
+    repo.write({"helm-charts/daskhub/charts/basehub-0.1.0.tgz": "built\n",
+                "helm-charts/daskhub/Chart.lock": "dependencies: []\n"})  # not ignored here
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"), deploying=True)
+    assert "prod:alpha/prod1" in job_ids(plan) and not plan.notes

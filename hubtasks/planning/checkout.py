@@ -59,9 +59,18 @@ def uncommitted(repo: Path) -> list[str]:
     if done.returncode != 0:
         return []
     entries = [entry for entry in done.stdout.split("\0") if len(entry) > 3]
-    # an untracked hubtasks.yaml configures hubtasks for a repo that has none (a 2i2c
-    # checkout): it is the checkout's setting, read also from a commit's tree (tree_of)
-    return sorted(entry[3:] for entry in entries if entry != f"?? {SETTINGS_FILE}")
+    return sorted(entry[3:] for entry in entries
+                  if not (entry.startswith("?? ") and _not_a_change(entry[3:])))
+
+
+def _not_a_change(untracked: str) -> bool:
+    """An untracked file that is no change of the config: what `helm dependency build`
+    writes into a chart (`charts/*.tgz`, `Chart.lock`), in a repo that doesn't ignore it,
+    and a hubtasks.yaml added beside a checkout that commits none (a 2i2c one): that one is
+    the checkout's setting, read also from a commit's tree (tree_of)."""
+    parts = untracked.split("/")
+    return untracked == SETTINGS_FILE or parts[-1] == "Chart.lock" or (
+        len(parts) >= 2 and parts[-2] == "charts" and parts[-1].endswith(".tgz"))
 
 
 def config_inputs(config: RepoConfig, paths: Iterable[str]) -> list[str]:
