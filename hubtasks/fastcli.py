@@ -18,8 +18,8 @@ from typing import Any
 VALUE_FLAGS = frozenset({"base", "head", "files_from", "format", "out", "repo"})
 LIST_FLAGS = frozenset({"files", "label"})
 BOOL_FLAGS = frozenset({"worktree", "everything", "strict"})
-# invoke's system and user config files: /etc/invoke.yaml, ~/.invoke.yaml and so on
-CONFIG_PREFIXES = ("/etc/invoke.", "~/.invoke.")
+# invoke's system, user and project config files: /etc/invoke.yaml, ~/.invoke.yaml, ./invoke.yaml
+CONFIG_PREFIXES = ("/etc/invoke.", "~/.invoke.", "invoke.")  # the last: the current folder
 CONFIG_SUFFIXES = ("yaml", "yml", "json", "py")
 
 
@@ -52,7 +52,8 @@ def parse_plan_flags(args: Sequence[str]) -> dict[str, Any] | None:
 
 
 def invoke_config_may_apply(env: Mapping[str, str]) -> bool:
-    """True when invoke could read defaults we would miss (config files, INVOKE_* vars)."""
+    """True when invoke could read defaults we would miss (config files, INVOKE_* vars),
+    also the current folder's invoke.yaml, which the console script reads (cli.py)."""
     if any(key.startswith("INVOKE_") for key in env):
         return True
     return any(Path(prefix + suffix).expanduser().exists()
@@ -66,11 +67,19 @@ def fast_plan(argv: Sequence[str]) -> int | None:
     flags = parse_plan_flags(argv[1:])
     if flags is None:
         return None
+    from hubtasks.endings import file_error, terminate_as_interrupt
     from hubtasks.model import HubtasksError
     from hubtasks.plancmd import plan_command
 
     try:
-        return plan_command(None, flags)
+        with terminate_as_interrupt():
+            return plan_command(None, flags)
     except HubtasksError as err:
         print(f"hubtasks: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # the same rule as tasks.user_errors
+        message = file_error(err)
+        if message is None:
+            raise
+        print(f"hubtasks: error: {message}", file=sys.stderr)
         return 2

@@ -115,6 +115,14 @@ class Flags:
             return value
         return self.config.get(name, DEFAULTS.get(name))
 
+    def given(self, name: str) -> bool:
+        """Whether the user set the option: its flag, or an invoke config value other than
+        the default (the defaults are in the invoke config too, tasks.ns.configure)."""
+        if self.flags.get(name) is not None:
+            return True
+        value = self.config.get(name, DEFAULTS.get(name))
+        return value is not None and str(value) != str(DEFAULTS.get(name))
+
     def path(self, name: str, root: Path) -> Path:
         """A path option: a flag's is relative to the current folder (as the user typed
         it), a default's or the invoke config's to the repo."""
@@ -160,11 +168,12 @@ def repo_root(c: Any, flags: Mapping[str, Any]) -> Path:
     """The config repo a task works on: `--repo` (or the invoke config's), else the current
     folder or the nearest one above it holding hubtasks.yaml or the default clusters
     folder, as git finds its repository from a subfolder."""
-    repo = Flags(hubtasks_config(c), flags).get("repo")
+    s = Flags(hubtasks_config(c), flags)
+    repo = s.get("repo")
     if not isinstance(repo, str):
         raise HubtasksError(f"hubtasks.repo in the invoke config must be a path, not {repo!r}")
     root = Path(repo).resolve()
-    if repo != DEFAULTS["repo"]:
+    if s.given("repo"):
         if not root.is_dir():
             raise HubtasksError(f"--repo {repo}: no such folder")
         return root
@@ -211,8 +220,7 @@ def run_options(c: Any, flags: Mapping[str, Any], *, jobs_means: str = "jobs",
     helm = flags.get("helm")
     results = s.path("results", root)
     plan = s.path("plan", root)
-    if saves_plan and s.get("plan") == DEFAULTS["plan"] and \
-            s.get("results") != DEFAULTS["results"]:
+    if saves_plan and not s.given("plan") and s.given("results"):
         plan = results.with_name(f"{results.name.removesuffix('.json')}.plan.json")
     if saves_plan and plan.resolve() == results.resolve():
         raise HubtasksError(f"--plan and --results name one file ({plan}): the plan would "

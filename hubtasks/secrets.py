@@ -287,6 +287,7 @@ _URL_SAFE = ("", "/", "!'()*")
 _HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}")
 FOLD_MIN_LEN = 16  # shorter values are not folded by an 80-column YAML writer in practice
 FOLD_WIDTH = 80
+FOLD_MAX_INDENT = 40  # a middle line of a fold holds at least FOLD_WIDTH - indent characters
 
 
 def _url_forms(text: str) -> set[str]:
@@ -307,17 +308,25 @@ def _fold_pieces(text: str) -> set[str]:
     """The line pieces of `text` folded at spaces by an 80-column YAML writer (go-yaml in
     helm's toYaml, PyYAML; plain or single-quoted): a line runs from the start or a space to
     the first space past column FOLD_WIDTH or the end (its indentation unknown: every such
-    end). At most ~FOLD_WIDTH / word length pieces start at each space."""
+    end). At most ~FOLD_WIDTH / word length pieces start at each space.
+
+    Only pieces a fold can make are kept, so ordinary words of a long value are not hidden
+    everywhere: a middle line is at least FOLD_WIDTH - FOLD_MAX_INDENT long (the writer
+    breaks at the first space past the width); a first or last line may be short (the key
+    and indentation take the first line's room), down to MIN_SECRET_LEN like any secret."""
     if len(text) < FOLD_MIN_LEN or " " not in text:
         return set()
     bounds = [-1, *(i for i, char in enumerate(text) if char == " "), len(text)]
     pieces = set()
     for number, start in enumerate(bounds[:-1]):
         for end in bounds[number + 1:]:
-            pieces.add(text[start + 1:end])
+            piece = text[start + 1:end].strip(" ")
+            edge = start == -1 or end == len(text)
+            if len(piece) >= (MIN_SECRET_LEN if edge else FOLD_WIDTH - FOLD_MAX_INDENT):
+                pieces.add(piece)
             if end - start > FOLD_WIDTH:  # a break comes at the first space past the width
                 break
-    return {p.strip(" ") for p in pieces} - {text}
+    return pieces - {text}
 
 
 def pure_base64(raw: bytes) -> list[str]:

@@ -8,19 +8,16 @@ The same collection serves `invoke ...` in this repo (through the root tasks.py)
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
-import signal
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any, TypeVar
 
 import invoke
 from invoke import Collection, Context, Exit
 
+from hubtasks.endings import file_error, terminate_as_interrupt
 from hubtasks.model import HubtasksError
 from hubtasks.options import DEFAULTS, given_path, repo_root, run_options, split_list
 
@@ -55,24 +52,6 @@ class Task(invoke.Task):  # type: ignore[type-arg]  # generic only in invoke's a
 task = functools.partial(invoke.task, klass=Task)
 
 
-@contextlib.contextmanager
-def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds a task like Ctrl-C (its `finally` blocks remove decrypted copies),
-    instead of ending the process where it stands. Deploys install their own handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def user_errors(func: F) -> F:
     """Turn HubtasksError into a clean message and exit code 2 (never a traceback); so is a
     file hubtasks could not write or read where it was told to (a read-only or full disk,
@@ -81,15 +60,15 @@ def user_errors(func: F) -> F:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            with _terminate_as_interrupt():
+            with terminate_as_interrupt():
                 code = func(*args, **kwargs)
         except HubtasksError as err:
             raise Exit(f"hubtasks: error: {err}", code=2) from None
         except OSError as err:
-            if err.filename is None:
+            message = file_error(err)
+            if message is None:
                 raise
-            raise Exit(f"hubtasks: error: {err.filename}: {err.strerror or err}", code=2) \
-                from None
+            raise Exit(f"hubtasks: error: {message}", code=2) from None
         if code:
             raise Exit(code=code)
         return None
@@ -447,11 +426,13 @@ def demo_stop(c: Context, workdir: str | None = None) -> None:
 def pr_comment(c: Context, plan: str | None = None, pr: str | None = None,
                gh_repo: str | None = None) -> None:
     """Post the plan as ONE pull request comment, updated in place on later pushes."""
+    from hubtasks.options import Flags, hubtasks_config
     from hubtasks.output.prcomment import comment_target, post_plan_comment
     from hubtasks.planning.planfile import load_plan
 
     target = comment_target(os.environ, pr=pr, repo=gh_repo)
-    print(post_plan_comment(load_plan(Path(plan or DEFAULTS["plan"])), target))
+    path = Flags(hubtasks_config(c), {"plan": plan}).path("plan", repo_root(c, {}))
+    print(post_plan_comment(load_plan(path), target))
 
 
 ns = Collection(plan, status, check_config, validate, canary, filter, prod, deploy_all, deploy_hub,

@@ -207,3 +207,16 @@ def test_a_repo_that_is_not_there_is_named() -> None:
 
     with pytest.raises(HubtasksError, match="--repo /nonexistent/x: no such folder"):
         repo_root(None, {"repo": "/nonexistent/x"})
+
+
+def test_a_flag_given_with_the_default_value_is_honoured(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    from hubtasks.options import repo_root
+
+    options = run_options(None, {"repo": str(tmp_path), "results": "r.json",
+                                 "plan": ".hubtasks/plan.json"}, saves_plan=True)
+    assert options.plan == Path.cwd() / ".hubtasks/plan.json"  # not r.plan.json
+    (tmp_path / "config/clusters/a").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "config/clusters/a")
+    assert repo_root(None, {"repo": "."}) == tmp_path / "config/clusters/a"  # no discovery

@@ -92,3 +92,9 @@ def test_plain_documents_skip_pyyaml_constructor(monkeypatch: pytest.MonkeyPatch
     assert yaml.load(DOCS[0] + DOCS[1] + DOCS[4], Loader=FastSafeLoader)["c"]["d"] is None
     with pytest.raises(AssertionError, match="fell back"):
         yaml.load(DOCS[7], Loader=FastSafeLoader)
+
+
+def test_keys_yaml_tells_apart_are_no_duplicates() -> None:
+    """`1` and `true` are two keys for YAML (and helm); only Python's dict makes them one."""
+    assert yaml.load("1: x\ntrue: y\n", Loader=FastSafeLoader) == \
+        yaml.load("1: x\ntrue: y\n", Loader=yaml.CSafeLoader)

@@ -112,7 +112,7 @@ def test_an_untracked_settings_file_is_the_checkouts_and_no_change(tmp_path: Pat
     """A 2i2c checkout commits no hubtasks.yaml: one added beside it configures hubtasks for
     every plan, also one that reads another commit's tree, and is no uncommitted change."""
     files = base_files()
-    settings = files.pop("hubtasks.yaml")
+    settings = {**files.pop("hubtasks.yaml"), "chart_values": {"support": ["templates/p.yaml"]}}
     base = GitRepo(tmp_path / "origin", files)
     repo = GitRepo.clone(base.root, tmp_path / "repo")
     repo.write({"shared/hubs/README": "edited\n"})  # deploy_all_hubs_on: shared/hubs/**
@@ -120,6 +120,8 @@ def test_an_untracked_settings_file_is_the_checkouts_and_no_change(tmp_path: Pat
     repo.write({"hubtasks.yaml": settings})  # untracked
     _, plan = plan_repo(repo.root, PlanOptions(base="main"), deploying=True)
     assert "prod:beta/one" in job_ids(plan) and not plan.notes
+    _, as_is = plan_repo(repo.root, PlanOptions(base="main", worktree=True))
+    assert job_ids(as_is) == job_ids(plan)  # nor a change with --worktree
     repo.git("checkout", "-q", "main")
     _, other = plan_repo(repo.root, PlanOptions(base="main", head="change"))
     assert job_ids(other) == job_ids(plan)

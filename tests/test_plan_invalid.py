@@ -546,3 +546,39 @@ def test_a_values_file_that_is_a_folder_says_so(tmp_path: Path) -> None:
     _, plan = plan_repo(repo.root, PlanOptions(base="main"))
     prod1 = next(j for j in plan.jobs if j.hub == "prod1")
     assert any("prod1.values.yaml is a folder, not a file" in p for p in prod1.invalid)
+
+
+def test_a_chart_override_spelled_with_dot_slash_is_another_file(tmp_path: Path) -> None:
+    """`x.yaml` is the cluster folder's override, `./x.yaml` the repo root's."""
+    base = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    doc = copy.deepcopy(repo.read_yaml(f"{C}/gamma/cluster.yaml"))
+    next(h for h in doc["hubs"] if h["name"] == "research")["chart_override"] = \
+        "./research-chart.yaml"
+    repo.write({f"{C}/gamma/cluster.yaml": doc})
+    repo.commit("point research at the root's override")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    assert "prod:gamma/research" in job_ids(plan)
+
+
+def test_an_edit_of_hubtasks_yaml_that_renders_nothing_differently_renders_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    files = base_files()
+    gamma = copy.deepcopy(files[f"{C}/gamma/cluster.yaml"])
+    next(h for h in gamma["hubs"] if h["name"] == "research")["helm_chart_values_files"] = \
+        ["research.jsonnet"]
+    files[f"{C}/gamma/cluster.yaml"] = gamma
+    files[f"{C}/gamma/research.jsonnet"] = "{ a: 1 }\n"
+    base = GitRepo(tmp_path / "origin", files)
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    repo.write({"hubtasks.yaml": {**files["hubtasks.yaml"], "exclude_clusters": ["nope"]}})
+    repo.commit("a setting that changes no render")
+    renders: list[object] = []
+
+    def render(*args: object, **kwargs: object) -> dict[str, object]:
+        renders.append(args)
+        return {}
+
+    monkeypatch.setattr(RENDERER, "render", render)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    assert not plan.jobs and not renders

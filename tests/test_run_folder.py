@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from hubtasks.config.load import load_config
+from hubtasks.deploying.charts import RUNS_DIR, run_folder
 from hubtasks.deploying.scheduler import run_prod
-from hubtasks.deploying.session import RUNS_DIR, _run_folder, run_jobs
+from hubtasks.deploying.session import run_jobs
 from hubtasks.dev.demo import copy_example
 from hubtasks.model import HubtasksError
 from hubtasks.options import DeployOptions, Limits, RunOptions
@@ -62,7 +63,7 @@ def test_each_run_has_its_own_folder_and_a_dead_runs_is_removed(tmp_path: Path) 
     runs = tmp_path / RUNS_DIR
     dead = runs / f"{PRIVATE_PREFIX}{dead_pid()}-x"
     (dead / "charts").mkdir(parents=True)
-    with _run_folder(tmp_path) as own, _run_folder(tmp_path) as other:
+    with run_folder(tmp_path) as own, run_folder(tmp_path) as other:
         assert own.parent == runs and own != other and own.is_dir()
         assert not dead.exists()
     assert not own.exists() and not other.exists()
@@ -102,3 +103,43 @@ def test_sigterm_of_validate_removes_its_decrypted_copies(tmp_path: Path, sops: 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) != 0
     assert not list(private.glob(f"{PRIVATE_PREFIX}*"))
+
+
+HANGING_BUILD = """#!/bin/sh
+echo "$*" >> "$HELM_CALLS"
+[ "$1" = version ] && { echo v3.17.3+gfake; exit 0; }
+[ "$1" = dependency ] && exec sleep 300
+exit 0
+"""
+
+
+def test_ctrl_c_stops_a_chart_build_at_once(tmp_path: Path) -> None:
+    """The results file is held (and Ctrl-C handled) before charts are prepared: the first
+    Ctrl-C must stop a `helm dependency build`, not wait for it (up to 10 minutes)."""
+    import signal
+    import time
+
+    from hubtasks.model import Status
+    from hubtasks.results import load_results
+
+    repo = copy_example(ROOT, tmp_path / "repo")
+    helm = tmp_path / "helm"
+    helm.write_text(HANGING_BUILD)
+    helm.chmod(0o755)
+    calls = tmp_path / "calls"
+    env = {**os.environ, "HELM_CALLS": str(calls)}
+    proc = subprocess.Popen([sys.executable, "-c", "from hubtasks.cli import main; main()",
+                             "deploy-all", "--everything", "--dry-run", "--helm", str(helm)],
+                            cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (calls.exists() and "dependency" in calls.read_text()) and \
+            time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "dependency" in calls.read_text()
+    clock = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) != 0
+    assert time.monotonic() - clock < 30
+    records = load_results([repo / ".hubtasks/results.json"])
+    assert records and all(r.status is Status.CANCELLED for r in records), records

@@ -14,6 +14,7 @@ import yaml
 
 from hubtasks.config.load import load_config
 from hubtasks.config.yamlfiles import ConfigError
+from hubtasks.deploying.charts import RUNS_DIR
 from hubtasks.deploying.validate import (
     Check,
     ValidationResult,
@@ -146,7 +147,8 @@ def test_secrets_are_decrypted_into_private_temp_dirs_then_removed(
     real_mkdtemp = tempfile.mkdtemp
 
     def spy(*args: Any, **kwargs: Any) -> str:
-        if not str(kwargs.get("prefix")).startswith("hubtasks-values-"):
+        if not str(kwargs.get("prefix")).startswith("hubtasks-values-") or \
+                Path(str(kwargs.get("dir"))).name == RUNS_DIR:  # the run's chart copies
             return str(real_mkdtemp(*args, **kwargs))
         folder = str(real_mkdtemp(*args, **{**kwargs, "dir": private_root}))
         assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700
@@ -181,8 +183,9 @@ def test_only_the_chosen_clusters(helm_bins: dict[int, Path], example: Path,
     assert rows(results) == [("bio-cloud", h, check) for h in (None, "genomics", "neuro")
                              for check in Check]
     assert all(results), render_validation(results)
-    override = example / ".hubtasks/work/charts/bio-cloud--neuro/basehub/Chart.yaml"
-    assert override.is_file()  # neuro's chart_override got its own copy
+    # neuro's chart_override copy lived in the run's own folder, removed at the end
+    runs = example / ".hubtasks/work" / RUNS_DIR
+    assert runs.is_dir() and not list(runs.iterdir())
     with pytest.raises(HubtasksError, match=r"unknown cluster.*nowhere"):
         run(example, helm_bins[4], tmp_path, clusters=("nowhere",))
 

@@ -107,10 +107,13 @@ def _duplicate(loader: FastSafeLoader, node: Node) -> None:
     the last value, silently dropping the first), at the second occurrence."""
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = key_node.value if key_node.__class__ is ScalarNode and key_node.tag == STR \
+        # a scalar key as YAML spells it, with its tag: `1` and `true` are two keys (helm's
+        # go-yaml keeps both), though Python's dict makes them one
+        key = (key_node.tag, key_node.value) if key_node.__class__ is ScalarNode \
             else loader.construct_object(key_node, deep=True)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 "while constructing a mapping", node.start_mark,
-                f"found duplicate key {key!r}", key_node.start_mark)
+                f"found duplicate key {key_node.value if isinstance(key, tuple) else key!r}",
+                key_node.start_mark)
         seen.add(key)

@@ -105,40 +105,80 @@ def _literals_of(root: Path, rel: str) -> list[str]:
     return import_literals(text)
 
 
-def _resolve(root: Path, importer: str, literal: str, top: str) -> str:
-    """Where jsonnet finds `literal` imported by `importer` when rendering `top`: next to the
-    importer, else in the top file's folder (the library path hubtasks renders with)."""
+def _resolve(root: Path, importer: str, literal: str, top_dir: str, in_top_dir: bool) -> str:
+    """Where jsonnet finds `literal` imported by `importer` when rendering a file of
+    `top_dir`: next to the importer, else in the top file's folder (the library path
+    hubtasks renders with)."""
     near = posixpath.normpath(posixpath.join(posixpath.dirname(importer), literal))
-    if importer == top or (root / near).exists():
+    if in_top_dir or (root / near).exists():
         return near
-    far = posixpath.normpath(posixpath.join(posixpath.dirname(top), literal))
+    far = posixpath.normpath(posixpath.join(top_dir, literal))
     return far if (root / far).exists() else near
 
 
+class ImportCache:
+    """What a load learns once about jsonnet files (20,000 releases share a few libraries):
+    each file's import literals, and the files reached from a library for a top folder."""
+
+    def __init__(self) -> None:
+        self.literals: dict[str, list[str]] = {}
+        self.reached: dict[tuple[str, str], frozenset[str]] = {}  # (file, top folder)
+        self.links: dict[str, tuple[str, ...]] = {}
+
+    def literals_of(self, root: Path, rel: str) -> list[str]:
+        if rel not in self.literals:
+            self.literals[rel] = _literals_of(root, rel)
+        return self.literals[rel]
+
+    def links_of(self, root: Path, rel: str) -> tuple[str, ...]:
+        if rel not in self.links:
+            self.links[rel] = tuple(t for t in link_chain(root, rel) if _in_repo(t)) \
+                if os.path.islink(os.path.join(root, rel)) else ()
+        return self.links[rel]
+
+
+def _reached(root: Path, rel: str, top_dir: str, cache: ImportCache,
+             busy: set[str]) -> tuple[frozenset[str], bool]:
+    """The files `rel` imports, recursively, when rendering a file of `top_dir` (a top file
+    is one of its own folder: next to it and on the library path are one place); and
+    whether an import cycle was cut on the way (then the answer is not memoised)."""
+    key = (rel, top_dir)
+    found = cache.reached.get(key)
+    if found is not None:
+        return found, False
+    if rel in busy:
+        return frozenset(), True
+    busy.add(rel)
+    out: set[str] = set()
+    cut = False
+    in_top_dir = posixpath.dirname(rel) == top_dir
+    for literal in cache.literals_of(root, rel):
+        target = _resolve(root, rel, literal, top_dir, in_top_dir)
+        if not _in_repo(target):
+            continue
+        out.add(target)
+        out.update(cache.links_of(root, target))
+        if _imports_followed(target):
+            more, was_cut = _reached(root, target, top_dir, cache, busy)
+            out |= more
+            cut = cut or was_cut
+    busy.discard(rel)
+    found = frozenset(out)
+    if not cut:
+        cache.reached[key] = found
+    return found, cut
+
+
 def jsonnet_imports(root: Path, values_files: Iterable[str],
-                    cache: dict[str, list[str]] | None = None) -> tuple[str, ...]:
+                    cache: ImportCache | None = None) -> tuple[str, ...]:
     """Every repo file the jsonnet files among `values_files` import, recursively, sorted;
-    for a symlinked import, also the files its link reaches. `cache` holds each file's
-    import literals (shared by the releases of a load)."""
+    for a symlinked import, also the files its link reaches. `cache` is shared by the
+    releases of a load."""
     tops = [f for f in values_files if _imports_followed(f)]
     if not tops:  # nearly every release
         return ()
-    cache = {} if cache is None else cache
+    cache = ImportCache() if cache is None else cache
     found: set[str] = set()
     for top in tops:
-        todo, seen = [top], {top}
-        while todo:
-            rel = todo.pop()
-            if rel not in cache:
-                cache[rel] = _literals_of(root, rel)
-            for literal in cache[rel]:
-                target = _resolve(root, rel, literal, top)
-                if not _in_repo(target):
-                    continue
-                found.add(target)
-                if os.path.islink(os.path.join(root, target)):
-                    found.update(t for t in link_chain(root, target) if _in_repo(t))
-                if _imports_followed(target) and target not in seen:
-                    seen.add(target)
-                    todo.append(target)
+        found |= _reached(root, top, posixpath.dirname(top), cache, set())[0]
     return tuple(sorted(found - set(values_files)))

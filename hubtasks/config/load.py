@@ -29,7 +29,7 @@ from hubtasks.config.charts import (
     file_dependencies,
 )
 from hubtasks.config.health import health_check_from_doc
-from hubtasks.config.jsonnetdeps import jsonnet_imports
+from hubtasks.config.jsonnetdeps import ImportCache, jsonnet_imports
 from hubtasks.config.model import (
     CLUSTER_FILE,
     PROVIDERS_WITH_BLOCK,
@@ -140,7 +140,7 @@ class _ClusterLoader:
         self.problems = problems
         self.check = FileChecker(fs, self.rel, problems, keep_missing=tolerant)
         self.invalid: dict[tuple[str, str | None], tuple[str, ...]] = {}
-        self.imports: dict[str, list[str]] = {}  # jsonnet file -> its imports (hubs share)
+        self.imports = ImportCache()  # what jsonnet files import (hubs share libraries)
 
     def load(self, doc: Any) -> Cluster | None:
         if not isinstance(doc, dict):

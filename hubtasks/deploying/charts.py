@@ -11,7 +11,11 @@ one broken chart never stops the releases of other charts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import contextlib
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,19 +24,27 @@ from hubtasks.config.model import Hub, RepoConfig
 from hubtasks.deploying.overrides import override_copies
 from hubtasks.files import FileLock
 from hubtasks.helm import HelmInfo, dependency_build_argv, run_helm
-from hubtasks.model import HubtasksError, Job, JobKey
+from hubtasks.model import INTERRUPTED, HubtasksError, Job, JobKey
+from hubtasks.runrecords import remove_dead_private_folders
+from hubtasks.secrets import private_prefix
 
 LOCK_FILE = ".hubtasks/chart-build.lock"
 DEPENDENCY_BUILD_TIMEOUT = 600.0
 
 
 def _build_error(helm: HelmInfo, chart_dir: Path, all_local: bool, *,
-                 env: Mapping[str, str], timeout: float, fix: str | None = None) -> str | None:
-    """`helm dependency build` of one chart folder: None, or what went wrong (and `fix`)."""
+                 env: Mapping[str, str], timeout: float, fix: str | None = None,
+                 cancel: threading.Event | None = None) -> str | None:
+    """`helm dependency build` of one chart folder: None, or what went wrong (and `fix`).
+    `cancel` (the run's Ctrl-C) stops it, and any build after it."""
+    if cancel is not None and cancel.is_set():
+        return f"chart {chart_dir}: not built: {INTERRUPTED}"
     argv = dependency_build_argv(helm, chart_dir, skip_refresh=all_local)
-    run = run_helm(argv, env=env, timeout=timeout, retries=0)
+    run = run_helm(argv, env=env, timeout=timeout, retries=0, cancel=cancel)
     if run:
         return None
+    if run.outcome.cancelled:
+        return f"chart {chart_dir}: not built: {INTERRUPTED}"
     said = (run.error or run.output).strip().splitlines() or ["(no output)"]
     fix = fix or (f"If Chart.lock is out of date, run `helm dependency update {chart_dir}` "
                   "and commit Chart.lock.")
@@ -57,9 +69,11 @@ def build_dependencies(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
 
 def _first_build_error(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
                        env: Mapping[str, str], timeout: float = DEPENDENCY_BUILD_TIMEOUT,
-                       fix: str | None = None) -> str | None:
+                       fix: str | None = None,
+                       cancel: threading.Event | None = None) -> str | None:
     for chart_dir, all_local in ordered:
-        error = _build_error(helm, chart_dir, all_local, env=env, timeout=timeout, fix=fix)
+        error = _build_error(helm, chart_dir, all_local, env=env, timeout=timeout, fix=fix,
+                             cancel=cancel)
         if error is not None:
             return error
     return None
@@ -77,7 +91,7 @@ class PreparedCharts:
 
 
 def _build_shared(config: RepoConfig, folders: Sequence[str], helm: HelmInfo, *,
-                  env: Mapping[str, str]) -> dict[str, str]:
+                  env: Mapping[str, str], cancel: threading.Event | None) -> dict[str, str]:
     """Build `folders` in order (dependencies first); the error of each folder that failed,
     or whose local dependency failed (not built then: it would package a broken chart)."""
     failed: dict[str, str] = {}
@@ -89,14 +103,15 @@ def _build_shared(config: RepoConfig, folders: Sequence[str], helm: HelmInfo, *,
             failed[folder] = broken
         elif chart is not None and chart.has_deps:
             error = _build_error(helm, config.root / folder, chart.all_local, env=env,
-                                 timeout=DEPENDENCY_BUILD_TIMEOUT)
+                                 timeout=DEPENDENCY_BUILD_TIMEOUT, cancel=cancel)
             if error is not None:
                 failed[folder] = error
     return failed
 
 
 def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
-                       work_dir: Path, env: Mapping[str, str]) -> PreparedCharts:
+                       work_dir: Path, env: Mapping[str, str],
+                       cancel: threading.Event | None = None) -> PreparedCharts:
     """The chart folder of each job, every one built and ready for parallel deploys.
 
     A failure to prepare a chart (its `helm dependency build`, or a chart_override's copy)
@@ -120,14 +135,14 @@ def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, 
     # deploy-all) from building the same folder at once.
     with FileLock(config.root / LOCK_FILE, timeout=DEPENDENCY_BUILD_TIMEOUT,
                   what="the chart build lock"):
-        failed = _build_shared(config, order, helm, env=env)
+        failed = _build_shared(config, order, helm, env=env, cancel=cancel)
         for key, closure in closures.items():
             # dependencies first: the first failed folder of a closure is the root cause
             error = next((failed[f] for f in build_order(config.charts, closure)
                           if f in failed), None)
             if error is None and key in overrides:
                 error = _override_error(config, key, overrides[key], helm, prepared,
-                                        work_dir=work_dir, env=env)
+                                        work_dir=work_dir, env=env, cancel=cancel)
             if error is not None:
                 prepared.errors[key] = error
                 del prepared.charts[key]
@@ -136,7 +151,7 @@ def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, 
 
 def _override_error(config: RepoConfig, key: JobKey, hub: Hub, helm: HelmInfo,
                     prepared: PreparedCharts, *, work_dir: Path,
-                    env: Mapping[str, str]) -> str | None:
+                    env: Mapping[str, str], cancel: threading.Event | None) -> str | None:
     """Copy and build a hub's override chart into `prepared`; None, or what went wrong."""
     try:
         copies = override_copies(config, key, hub, work_dir)
@@ -144,7 +159,7 @@ def _override_error(config: RepoConfig, key: JobKey, hub: Hub, helm: HelmInfo,
         return str(err)
     fix = f"The chart is {hub.chart_override} (the hub's chart_override): check its dependencies."
     error = _first_build_error(helm, [(path, record.all_local) for path, record in copies
-                                      if record.has_deps], env=env, fix=fix)
+                                      if record.has_deps], env=env, fix=fix, cancel=cancel)
     if error is None:
         prepared.charts[key] = copies[-1][0]
     return error
@@ -159,3 +174,21 @@ def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
         if job.key in prepared.errors:
             raise HubtasksError(prepared.errors[job.key])
     return prepared.charts
+
+
+RUNS_DIR = "runs"  # under the work folder: one private folder per live run
+
+
+@contextlib.contextmanager
+def run_folder(work_dir: Path) -> Iterator[Path]:
+    """This run's own folder under `<work_dir>/runs` (chart_override copies: another run,
+    even one refused, never replaces the copies this run's helm reads), removed at the end;
+    those of runs that died are removed first."""
+    runs = work_dir / RUNS_DIR
+    runs.mkdir(parents=True, exist_ok=True)
+    remove_dead_private_folders(runs)
+    own = Path(tempfile.mkdtemp(prefix=private_prefix(), dir=runs))
+    try:
+        yield own
+    finally:
+        shutil.rmtree(own, ignore_errors=True)

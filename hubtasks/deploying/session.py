@@ -8,9 +8,7 @@ results file. Library code: it returns results; the tasks print them.
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
@@ -20,7 +18,7 @@ from types import FrameType
 from hubtasks.binaries import find_helm, find_sops
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
-from hubtasks.deploying.charts import prepare_job_charts
+from hubtasks.deploying.charts import prepare_job_charts, run_folder
 from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.runner import HelmRunner
 from hubtasks.deploying.scheduler import Schedule, gate_prod
@@ -35,13 +33,9 @@ from hubtasks.runrecords import (
     DigestOf,
     holding_run,
     plan_records,
-    remove_dead_private_folders,
     run_identity,
     start_record,
 )
-from hubtasks.secrets import private_prefix
-
-RUNS_DIR = "runs"  # under the work folder: one private folder per live run
 
 
 def select_jobs(plan: Plan, *, stages: Iterable[Stage], clusters: Sequence[str] = (),
@@ -78,16 +72,17 @@ def find_tools(config: RepoConfig, jobs: Sequence[Job],
 
 @contextlib.contextmanager
 def helm_session(config: RepoConfig, plan: Plan, jobs: Sequence[Job],
-                 options: RunOptions) -> Iterator[HelmRunner]:
+                 options: RunOptions, cancel: threading.Event | None = None
+                 ) -> Iterator[HelmRunner]:
     """Find the tools, build charts once, resolve credentials; clean up afterwards.
 
     A chart that fails to prepare fails only the jobs that need it, each at once (as an
     invalid job does); an invalid job never reaches helm, so its chart is not prepared."""
     helm, sops = find_tools(config, jobs, options)
     deploy = options.deploy
-    with _run_folder(config.root / deploy.work_dir) as own:
+    with run_folder(config.root / deploy.work_dir) as own:
         charts = prepare_job_charts(config, [j for j in jobs if not j.invalid], helm,
-                                    work_dir=own, env=deploy.env)
+                                    work_dir=own, env=deploy.env, cancel=cancel)
         credentials = Credentials(config, kubeconfig_dir=deploy.kubeconfig_dir, sops=sops,
                                   env=deploy.env)
         try:
@@ -96,21 +91,6 @@ def helm_session(config: RepoConfig, plan: Plan, jobs: Sequence[Job],
                              credentials=credentials, sops=sops)
         finally:
             credentials.close()
-
-
-@contextlib.contextmanager
-def _run_folder(work_dir: Path) -> Iterator[Path]:
-    """This run's own folder under `<work_dir>/runs` (chart_override copies: another run,
-    even one refused, never replaces the copies this run's helm reads), removed at the end;
-    those of runs that died are removed first."""
-    runs = work_dir / RUNS_DIR
-    runs.mkdir(parents=True, exist_ok=True)
-    remove_dead_private_folders(runs)
-    own = Path(tempfile.mkdtemp(prefix=private_prefix(), dir=runs))
-    try:
-        yield own
-    finally:
-        shutil.rmtree(own, ignore_errors=True)
 
 
 def install_signal_handlers(cancel: threading.Event,
@@ -192,7 +172,7 @@ def run_jobs(config: RepoConfig, plan: Plan, jobs: Sequence[Job], options: RunOp
     it must leave that run's files (e.g. deploy-all's plan file) alone."""
     # the results file first: a run refused because another holds it touches nothing
     with recording(options, len(jobs)) as (reporter, store, cancel), \
-            helm_session(config, plan, jobs, options) as runner:
+            helm_session(config, plan, jobs, options, cancel) as runner:
         if on_held is not None:
             on_held()
         dry_run = options.deploy.dry_run

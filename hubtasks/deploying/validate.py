@@ -20,7 +20,7 @@ from pathlib import Path
 from hubtasks.binaries import find_helm, find_sops
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
-from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.charts import prepare_job_charts, run_folder
 from hubtasks.deploying.schemas import SchemaCopies, needs_json_schema
 from hubtasks.deploying.values import needs_sops, release_values
 from hubtasks.helm import HelmInfo, HelmRun, ReleaseSpec, lint_argv, run_helm, template_argv
@@ -77,30 +77,13 @@ def release_jobs(config: RepoConfig, clusters: Sequence[str] = ()) -> list[Job]:
 # ---------------------------------------------------------------------------- charts
 
 
-def _chart_group(config: RepoConfig, job: Job) -> str:
-    """Releases sharing a chart folder share a group; a chart_override gets its own."""
-    hub = config.cluster(job.cluster).hub(job.hub) if job.hub else None
-    return str(job.key) if hub is not None and hub.chart_override else job.chart
-
-
 def prepare(config: RepoConfig, jobs: Sequence[Job], helm: HelmInfo, *, work_dir: Path,
             env: Mapping[str, str]) -> tuple[dict[JobKey, Path], dict[JobKey, str]]:
-    """Charts of every release, built once; on a failure, the error of each affected release."""
-    try:
-        return prepare_charts(config, jobs, helm, work_dir=work_dir, env=env), {}
-    except HubtasksError:
-        pass  # find out which charts fail, so each release reports its own problem
-    charts: dict[JobKey, Path] = {}
-    errors: dict[JobKey, str] = {}
-    groups: dict[str, list[Job]] = {}
-    for job in jobs:
-        groups.setdefault(_chart_group(config, job), []).append(job)
-    for group in groups.values():
-        try:
-            charts.update(prepare_charts(config, group, helm, work_dir=work_dir, env=env))
-        except HubtasksError as err:
-            errors.update({j.key: f"chart not prepared: {err}" for j in group})
-    return charts, errors
+    """Charts of every release, built once; the error of each release whose chart failed
+    to prepare (the others are prepared as usual)."""
+    prepared = prepare_job_charts(config, jobs, helm, work_dir=work_dir, env=env)
+    return prepared.charts, {key: f"chart not prepared: {error}"
+                             for key, error in prepared.errors.items()}
 
 
 # ---------------------------------------------------------------------------- one release
@@ -163,8 +146,9 @@ def validate_repo(config: RepoConfig, *, helm: HelmInfo, sops: Path | None,
     if jobs < 1:
         raise HubtasksError(f"--jobs must be at least 1, not {jobs}")
     releases = release_jobs(config, clusters)
-    charts, errors = prepare(config, releases, helm, work_dir=work_dir, env=env)
     with contextlib.ExitStack() as stack:
+        own = stack.enter_context(run_folder(config.root / work_dir))  # override copies
+        charts, errors = prepare(config, releases, helm, work_dir=own, env=env)
         if any(map(needs_json_schema, set(charts.values()))):  # else no folder at all
             with_schemas(config, charts, errors, SchemaCopies(stack.enter_context(
                 private_folder())))

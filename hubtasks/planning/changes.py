@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from hubtasks.config.model import SETTINGS_FILE
+
 STATUS_WORDS = {"A": "added", "M": "modified", "D": "deleted", "T": "changed type",
                 "R": "renamed", "C": "copied", "U": "unmerged", "X": "changed"}
 
@@ -74,3 +76,13 @@ def files_from_list(paths: Iterable[str]) -> tuple[ChangedFile, ...]:
         else:
             out.add(ChangedFile(status="M", path=line.removeprefix("./")))
     return tuple(sorted(out))
+
+
+def untracked_but_no_change(untracked: str) -> bool:
+    """An untracked file that is no change of the config: what `helm dependency build`
+    writes into a chart (`charts/*.tgz`, `Chart.lock`), in a repo that doesn't ignore it,
+    and a hubtasks.yaml added beside a checkout that commits none (a 2i2c one): that one is
+    the checkout's setting, read also from a commit's tree (checkout.tree_of)."""
+    parts = untracked.split("/")
+    return untracked == SETTINGS_FILE or parts[-1] == "Chart.lock" or (
+        len(parts) >= 2 and parts[-2] == "charts" and parts[-1].endswith(".tgz"))

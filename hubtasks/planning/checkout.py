@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from hubtasks.config.model import SETTINGS_FILE, Hub, RepoConfig, Support
+from hubtasks.planning.changes import untracked_but_no_change
 from hubtasks.planning.git import Git
 
 STATE_DIR = ".hubtasks"  # what hubtasks writes in a checkout: never a change of the config
@@ -60,17 +61,7 @@ def uncommitted(repo: Path) -> list[str]:
         return []
     entries = [entry for entry in done.stdout.split("\0") if len(entry) > 3]
     return sorted(entry[3:] for entry in entries
-                  if not (entry.startswith("?? ") and _not_a_change(entry[3:])))
-
-
-def _not_a_change(untracked: str) -> bool:
-    """An untracked file that is no change of the config: what `helm dependency build`
-    writes into a chart (`charts/*.tgz`, `Chart.lock`), in a repo that doesn't ignore it,
-    and a hubtasks.yaml added beside a checkout that commits none (a 2i2c one): that one is
-    the checkout's setting, read also from a commit's tree (tree_of)."""
-    parts = untracked.split("/")
-    return untracked == SETTINGS_FILE or parts[-1] == "Chart.lock" or (
-        len(parts) >= 2 and parts[-2] == "charts" and parts[-1].endswith(".tgz"))
+                  if not (entry.startswith("?? ") and untracked_but_no_change(entry[3:])))
 
 
 def config_inputs(config: RepoConfig, paths: Iterable[str]) -> list[str]:

@@ -10,7 +10,12 @@ from pathlib import Path
 
 from hubtasks import proc
 from hubtasks.model import HubtasksError
-from hubtasks.planning.changes import ChangedFile, ChangeSet, parse_raw
+from hubtasks.planning.changes import (
+    ChangedFile,
+    ChangeSet,
+    parse_raw,
+    untracked_but_no_change,
+)
 
 GIT_TIMEOUT = 300.0
 # A ref that names a commit relative to another (HEAD~1, main^2, @{u}): nothing to fetch by name.
@@ -142,7 +147,8 @@ def changed_files(repo: Path, *, base: str, head: str = "HEAD",
     files = parse_raw(git.run(*args).stdout)
     if worktree:
         untracked = git.run("ls-files", "-z", "--others", "--exclude-standard").stdout
-        files += [ChangedFile(status="A", path=p) for p in untracked.split("\0") if p]
+        files += [ChangedFile(status="A", path=p) for p in untracked.split("\0")
+                  if p and not untracked_but_no_change(p)]
     return ChangeSet(files=tuple(sorted(set(files))), base=merge_base,
                      head=None if worktree else head_sha)
 

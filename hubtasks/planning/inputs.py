@@ -22,7 +22,7 @@ from functools import partial
 
 from hubtasks.config.domains import hub_domain
 from hubtasks.config.jsonnet import RENDERER, STATIC_ERROR, is_jsonnet, release_context
-from hubtasks.config.model import SETTINGS_FILE, Hub, RepoConfig, Support
+from hubtasks.config.model import Hub, RepoConfig, Settings, Support
 from hubtasks.config.valuefiles import values_file_problems
 from hubtasks.model import HubtasksError
 from hubtasks.planning.changes import ChangedFile
@@ -141,14 +141,18 @@ class _ChartDocuments:
         return found or ([], [])
 
 
-def changed_input_problems(config: RepoConfig,
-                           changes: Iterable[ChangedFile]) -> dict[Key, tuple[str, ...]]:
-    """Problems of the changed values documents, per release whose documents changed."""
+def changed_input_problems(config: RepoConfig, changes: Iterable[ChangedFile],
+                           base_settings: Settings | None = None
+                           ) -> dict[Key, tuple[str, ...]]:
+    """Problems of the changed values documents, per release whose documents changed.
+
+    `base_settings` (hubtasks.yaml at base, when it changed): a new jsonnet_ext_var_prefix
+    reaches every jsonnet document, a chart's new chart_values its own documents."""
     changed = {c.path for c in changes if c.status != "D"}
     if not changed:
         return {}
-    if SETTINGS_FILE in changed:  # its prefix and chart_values reach every jsonnet document
-        changed |= _jsonnet_documents(config)
+    if base_settings is not None:
+        changed |= _documents_settings_reach(config, base_settings)
     checks = _Checks(config)
     charts = _ChartDocuments(checks, changed)
     out: dict[Key, tuple[str, ...]] = {}
@@ -160,12 +164,19 @@ def changed_input_problems(config: RepoConfig,
     return out
 
 
-def _jsonnet_documents(config: RepoConfig) -> set[str]:
-    """Every jsonnet document of every release: the charts' own and the releases'."""
-    found = {rel for chart in {*(h.chart for h in config.hubs()), config.settings.support_chart}
-             for rel in config.chart_values(chart)}
-    found |= {rel for _, _, release in _releases(config) for rel in release.values_files}
-    return {rel for rel in found if is_jsonnet(rel)}
+def _documents_settings_reach(config: RepoConfig, base: Settings) -> set[str]:
+    """The documents an edit of hubtasks.yaml makes render differently: with a new
+    jsonnet_ext_var_prefix every jsonnet one (the charts' and the releases'); with a chart's
+    new chart_values, that chart's own."""
+    head = config.settings
+    charts = {*(h.chart for h in config.hubs()), head.support_chart}
+    if base.jsonnet_ext_var_prefix != head.jsonnet_ext_var_prefix:
+        found = {rel for chart in charts for rel in config.chart_values(chart)}
+        found |= {rel for _, _, release in _releases(config) for rel in release.values_files}
+        return {rel for rel in found if is_jsonnet(rel)}
+    return {rel for chart in charts
+            if base.chart_values.get(chart) != head.chart_values.get(chart)
+            for rel in config.chart_values(chart)}
 
 
 def with_input_problems(config: RepoConfig,

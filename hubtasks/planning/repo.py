@@ -119,9 +119,11 @@ def _not_the_planned_files(ref: str, head: str, dirty: list[str], elsewhere: boo
 
 def _plan(repo: Path, config: RepoConfig, options: PlanOptions,
           changes: ChangeSet) -> tuple[RepoConfig, Plan]:
-    config = with_input_problems(config, changed_input_problems(config, changes.files))
+    base_settings = read_base_settings(repo, changes.files, changes.base)
+    config = with_input_problems(config, changed_input_problems(config, changes.files,
+                                                                base_settings))
     request = PlanRequest(changes=changes.files, base=changes.base, head=changes.head,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),
                           labels=frozenset(options.labels), everything=options.everything,
-                          base_settings=read_base_settings(repo, changes.files, changes.base))
+                          base_settings=base_settings)
     return config, replace(build_plan(config, request), plan_id=new_plan_id())

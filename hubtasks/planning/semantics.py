@@ -18,7 +18,9 @@ from hubtasks.config.model import PROVIDERS_WITH_BLOCK, Cluster, Hub, is_staging
 # Keys that describe a cluster or hub but never reach helm: editing them plans nothing.
 DESCRIPTIVE_PROVIDER_KEYS = frozenset({"billing"})
 DESCRIPTIVE_HUB_KEYS = frozenset({"display_name", "uptime_check"})
-PATH_KEYS = ("chart_override", "domain_override_file")  # besides helm_chart_values_files
+# besides helm_chart_values_files; not chart_override, whose `x.yaml` is the cluster folder's
+# and `./x.yaml` the repo root's (config/paths.override_path): two files
+PATH_KEYS = ("domain_override_file",)
 SUMMARY_LIMIT = 3
 
 
