@@ -61,3 +61,17 @@ def test_a_user_invoke_file_goes_to_invoke(repo: GitRepo, tmp_path: Path) -> Non
     (home / ".invoke.yaml").write_text("hubtasks:\n  base: nosuchref\n")
     proc = hubtasks(repo.root, "plan", env={"HOME": str(home)})
     assert proc.returncode == 2 and "nosuchref" in proc.stderr  # invoke read the file
+
+
+def test_the_current_folders_invoke_file_goes_to_invoke(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert not invoke_config_may_apply({})
+    (tmp_path / "invoke.yaml").write_text("hubtasks: {base: other}\n")
+    assert invoke_config_may_apply({})  # the console script reads it (cli.py)
+
+
+def test_a_file_the_fast_path_cannot_write_is_exit_2(repo: GitRepo) -> None:  # noqa: F811
+    proc = hubtasks(repo.root, "plan", "--out", "/proc/version/plan.json")
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "hubtasks: error: /proc/version" in proc.stderr
