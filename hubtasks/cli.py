@@ -90,14 +90,27 @@ def _run(argv: list[str]) -> None:
 
 
 def _program() -> type[Any]:
-    """invoke's Program, reading the project config (`invoke.yaml`) of the current folder:
-    the console script's tasks live in site-packages, where invoke would look otherwise."""
-    from invoke import Program
+    """invoke's Program, reading the project config (`invoke.yaml`) of the current folder
+    (the console script's tasks live in site-packages, where invoke would look otherwise),
+    and giving a command line it can't parse (an unknown flag) exit 2, a user error."""
+    from invoke import Exit, ParseError, Program
 
     class HubtasksProgram(Program):
+        def parse_core(self, argv: list[str] | None) -> None:
+            try:
+                super().parse_core(argv)
+            except ParseError as err:
+                raise Exit(str(err), code=2) from None
+
         def parse_collection(self) -> None:
             super().parse_collection()
             self.config.set_project_location(os.getcwd())
             self.config.load_project()
+
+        def parse_tasks(self) -> None:
+            try:
+                super().parse_tasks()
+            except ParseError as err:
+                raise Exit(str(err), code=2) from None
 
     return HubtasksProgram

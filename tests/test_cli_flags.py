@@ -220,3 +220,12 @@ def test_a_flag_given_with_the_default_value_is_honoured(tmp_path: Path,
     (tmp_path / "config/clusters/a").mkdir(parents=True)
     monkeypatch.chdir(tmp_path / "config/clusters/a")
     assert repo_root(None, {"repo": "."}) == tmp_path / "config/clusters/a"  # no discovery
+
+
+@pytest.mark.parametrize("args", [["prod", "--no-such-flag"], ["--no-such-flag"],
+                                  ["no-such-task"]], ids=" ".join)
+def test_a_command_line_that_cannot_be_parsed_is_a_user_error(args: list[str]) -> None:
+    proc = subprocess.run([*HUBTASKS, *args], cwd=ROOT, capture_output=True, text=True,
+                          check=False)
+    assert proc.returncode == 2 and "No idea what" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
