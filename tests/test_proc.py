@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from test_tools import write_exe
 
 from hubtasks import proc
 from hubtasks.model import HubtasksError
@@ -162,9 +163,8 @@ def test_kill_9_of_hubtasks_takes_what_its_program_started_too(tmp_path: Path) -
     """The parent-death signal reaches only the child (a wrapper around helm); the reaper
     kills the child's whole group, so the wrapper's own child goes as well."""
     pidfile = tmp_path / "grandchild"
-    wrapper = tmp_path / "wrapper"
-    wrapper.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}\nwait\n")
-    wrapper.chmod(0o755)
+    wrapper = write_exe(tmp_path / "wrapper",
+                        f"#!/bin/sh\nsleep 300 &\necho $! > {pidfile}\nwait\n")
     driver = ("import os; from hubtasks import proc; "
               f"proc.run([{str(wrapper)!r}], env=dict(os.environ), timeout=600)")
     hubtasks = subprocess.Popen([sys.executable, "-c", driver])

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from test_tools import write_exe
 
 from hubtasks.config.load import load_config
 from hubtasks.config.model import RepoConfig
@@ -86,12 +87,6 @@ if [ "$FAKE_KUBECTL" = ok ]; then [ "$verb" = get ] || cat; exit 0; fi
 echo "error: You must be logged in ($(grep 'token:' "$kc" | sed 's/^ *//'))" >&2
 exit 1
 """
-
-
-def _script(path: Path, text: str) -> Path:
-    path.write_text(text)
-    path.chmod(0o755)
-    return path
 
 
 def _recipient(repo: Path) -> str:
@@ -161,8 +156,8 @@ def _run(repo: Path, tmp_path: Path, sops: Path, *, health: dict[str, Any] | Non
          lock: bool = False, cancel: threading.Event | None = None,
          **fake: str) -> tuple[JobResult, str]:
     """One real (not dry-run) job of seismo; its result and the job log's text."""
-    helm = _script(tmp_path / "helm", FAKE_HELM)
-    kubectl = _script(tmp_path / "kubectl", FAKE_KUBECTL)
+    helm = write_exe(tmp_path / "helm", FAKE_HELM)
+    kubectl = write_exe(tmp_path / "kubectl", FAKE_KUBECTL)
     env = {"PATH": "/usr/bin:/bin", "SOPS_AGE_KEY_FILE": str(repo / DEMO_KEY),
            "HUBTASKS_KUBECTL": str(kubectl), **fake}
     config = _config(repo, health)
@@ -304,7 +299,7 @@ def _secrets() -> Redactor:
 
 
 def test_lease_kubectl_output_is_redacted(tmp_path: Path) -> None:
-    target = lease.Target(kubectl=_script(tmp_path / "kubectl", FAKE_KUBECTL),
+    target = lease.Target(kubectl=write_exe(tmp_path / "kubectl", FAKE_KUBECTL),
                           kubeconfig=_kubeconfig(tmp_path), context=None, cluster="c",
                           release="r", env={"PATH": "/usr/bin:/bin"}, redact=_secrets())
     outcome = target.run("get", "lease", "hubtasks-r")
@@ -312,7 +307,7 @@ def test_lease_kubectl_output_is_redacted(tmp_path: Path) -> None:
 
 
 def test_repair_output_is_redacted(tmp_path: Path) -> None:
-    helm = _script(tmp_path / "helm", FAKE_HELM)
+    helm = write_exe(tmp_path / "helm", FAKE_HELM)
     kubeconfig = _kubeconfig(tmp_path)
     stuck = repair.Stuck(status="pending-upgrade", revision=3, summary="rolled back",
                          argv=(str(helm), "rollback", "r", "2", "--kubeconfig", str(kubeconfig)))
@@ -327,7 +322,7 @@ def test_repair_output_is_redacted(tmp_path: Path) -> None:
 def test_status_reads_are_redacted(repo: Path, tmp_path: Path, sops: Path) -> None:
     config = _config(repo)
     env = {"PATH": "/usr/bin:/bin", "SOPS_AGE_KEY_FILE": str(repo / DEMO_KEY)}
-    helm = probe(_script(tmp_path / "helm", FAKE_HELM), env=env)
+    helm = probe(write_exe(tmp_path / "helm", FAKE_HELM), env=env)
     credentials = Credentials(config, kubeconfig_dir=None, sops=sops, env=env)
     try:
         access = _access(credentials, config, CLUSTER, helm, env)
@@ -346,7 +341,7 @@ def _cancel_soon(cancel: threading.Event, after: float = 0.3) -> None:
 
 
 def test_repair_stops_on_cancel(tmp_path: Path) -> None:
-    helm = _script(tmp_path / "helm", FAKE_HELM)
+    helm = write_exe(tmp_path / "helm", FAKE_HELM)
     stuck = repair.Stuck(status="pending-upgrade", revision=3, summary="rolled back",
                          argv=(str(helm), "rollback", "r", "2"))
     cancel = threading.Event()
@@ -359,7 +354,7 @@ def test_repair_stops_on_cancel(tmp_path: Path) -> None:
 
 
 def test_helm_history_stops_on_cancel(tmp_path: Path) -> None:
-    helm = probe(_script(tmp_path / "helm", FAKE_HELM), env={"PATH": "/usr/bin:/bin"})
+    helm = probe(write_exe(tmp_path / "helm", FAKE_HELM), env={"PATH": "/usr/bin:/bin"})
     spec = ReleaseSpec(release="r", namespace="r", chart_dir=tmp_path, values_files=(),
                        kubeconfig=_kubeconfig(tmp_path), kube_context=None)
     cancel = threading.Event()
@@ -372,7 +367,7 @@ def test_helm_history_stops_on_cancel(tmp_path: Path) -> None:
 
 
 def test_taking_a_lease_stops_on_cancel(tmp_path: Path) -> None:
-    target = lease.Target(kubectl=_script(tmp_path / "kubectl", FAKE_KUBECTL),
+    target = lease.Target(kubectl=write_exe(tmp_path / "kubectl", FAKE_KUBECTL),
                           kubeconfig=_kubeconfig(tmp_path), context=None, cluster="c",
                           release="r", env={"PATH": "/usr/bin:/bin", "FAKE_KUBECTL": "hang"})
     cancel = threading.Event()

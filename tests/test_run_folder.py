@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_tools import write_exe
 
 from hubtasks.config.load import load_config
 from hubtasks.deploying.charts import RUNS_DIR, run_folder
@@ -39,9 +40,7 @@ def dead_pid() -> int:
 
 def test_a_refused_run_prepares_no_chart(tmp_path: Path) -> None:
     repo = copy_example(ROOT, tmp_path / "repo")
-    helm = tmp_path / "helm"
-    helm.write_text(LOGGING_HELM)
-    helm.chmod(0o755)
+    helm = write_exe(tmp_path / "helm", LOGGING_HELM)
     calls = tmp_path / "calls"
     config = load_config(repo)
     plan = build_plan(config, PlanRequest(everything=True))
@@ -84,9 +83,7 @@ def test_sigterm_of_validate_removes_its_decrypted_copies(tmp_path: Path, sops: 
     from hubtasks.dev.demo import DEMO_KEY
 
     repo = copy_example(ROOT, tmp_path / "repo")
-    helm = tmp_path / "helm"
-    helm.write_text(HANGING_HELM)
-    helm.chmod(0o755)
+    helm = write_exe(tmp_path / "helm", HANGING_HELM)
     private = tmp_path / "tmp"
     private.mkdir()
     env = {**os.environ, "TMPDIR": str(private), "SOPS_AGE_KEY_FILE": str(repo / DEMO_KEY),
@@ -123,9 +120,7 @@ def test_ctrl_c_stops_a_chart_build_at_once(tmp_path: Path) -> None:
     from hubtasks.results import load_results
 
     repo = copy_example(ROOT, tmp_path / "repo")
-    helm = tmp_path / "helm"
-    helm.write_text(HANGING_BUILD)
-    helm.chmod(0o755)
+    helm = write_exe(tmp_path / "helm", HANGING_BUILD)
     calls = tmp_path / "calls"
     env = {**os.environ, "HELM_CALLS": str(calls)}
     proc = subprocess.Popen([sys.executable, "-c", "from hubtasks.cli import main; main()",
