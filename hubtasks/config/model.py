@@ -163,6 +163,14 @@ class RepoConfig:
         for cluster in self.clusters.values():
             yield from cluster.hubs
 
+    def releases(self) -> Iterator[tuple[tuple[str, str | None], Hub | None, Hub | Support]]:
+        """((cluster, hub or None), hub or None, the release's record) of every release."""
+        for name, cluster in self.clusters.items():
+            if cluster.support is not None:
+                yield (name, None), None, cluster.support
+            for hub in cluster.hubs:
+                yield (name, hub.name), hub, hub
+
     def chart_closure(self, chart: str, override_deps: tuple[str, ...] | None = None,
                       replaced: str | None = None) -> list[str]:
         """The chart folder and its local dependency folders, recursively, in order."""

@@ -79,13 +79,20 @@ class _Secrets:
     def __init__(self, credentials: Credentials, cluster: str) -> None:
         self.credentials, self.cluster = credentials, cluster
         self.values = NO_SECRETS
+        self._merged: tuple[Redactor, Redactor, Redactor] | None = None  # values, creds, both
 
     @property
     def redactor(self) -> Redactor:
+        """Both, merged once per change of either (a merge compiles a new pattern)."""
         credentials = self.credentials.redactor(self.cluster)
         if not credentials:
             return self.values
-        return self.values.merged(credentials) if self.values else credentials
+        if not self.values:
+            return credentials
+        if self._merged is None or self._merged[0] is not self.values \
+                or self._merged[1] is not credentials:
+            self._merged = (self.values, credentials, self.values.merged(credentials))
+        return self._merged[2]
 
 
 class _RedactedLog(JobLog):

@@ -15,11 +15,11 @@ from __future__ import annotations
 import os
 import shutil
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from hubtasks.config.model import SETTINGS_FILE, Hub, RepoConfig, Support
+from hubtasks.config.model import SETTINGS_FILE, RepoConfig
 from hubtasks.planning.changes import untracked_but_no_change
 from hubtasks.planning.git import Git
 
@@ -64,9 +64,11 @@ def uncommitted(repo: Path) -> list[str]:
                   if not (entry.startswith("?? ") and untracked_but_no_change(entry[3:])))
 
 
-def config_inputs(config: RepoConfig, paths: Iterable[str]) -> list[str]:
+def config_inputs(config: RepoConfig, paths: Sequence[str]) -> list[str]:
     """The paths that can change what the config loads or renders: hubtasks.yaml, anything
     under the clusters or charts folders, and the files releases name or read elsewhere."""
+    if not paths:  # a clean checkout, nearly always: no walk over every release
+        return []
     settings = config.settings
     folders = (f"{settings.clusters_dir}/", f"{settings.charts_dir}/",
                *(f"{folder}/" for folder in config.charts))
@@ -78,12 +80,10 @@ def _named_files(config: RepoConfig) -> set[str]:
     found: set[str] = {p for files in config.chart_imports.values() for p in files}
     for cluster in config.clusters.values():
         found.update(cluster.credential_files)
-        releases: list[Hub | Support] = [*([cluster.support] if cluster.support else []),
-                                         *cluster.hubs]
-        for release in releases:
-            found.update(release.values_files, release.jsonnet_imports,
-                         (target for _, target in release.linked_values))
-        for hub in cluster.hubs:
+    for _, hub, release in config.releases():
+        found.update(release.values_files, release.jsonnet_imports,
+                     (target for _, target in release.linked_values))
+        if hub is not None:
             found.update(p for p in (hub.chart_override, hub.domain_override_file) if p)
     return found
 

@@ -16,7 +16,7 @@ rendering again). An error that spares the first release is found at deploy, not
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from functools import partial
 
@@ -26,7 +26,7 @@ from hubtasks.config.model import Hub, RepoConfig, Settings, Support
 from hubtasks.config.valuefiles import values_file_problems
 from hubtasks.model import HubtasksError
 from hubtasks.planning.changes import ChangedFile
-from hubtasks.planning.planner import Key
+from hubtasks.planning.planner import Key, settings_reasons
 from hubtasks.secrets import is_sops_encrypted, needs_decrypting
 
 
@@ -37,15 +37,6 @@ def _caught(check: Callable[[], object]) -> list[str]:
     except HubtasksError as err:
         return [str(err)]
     return []
-
-
-def _releases(config: RepoConfig) -> Iterator[tuple[Key, Hub | None, Hub | Support]]:
-    """(key, hub or None, the release's record) of every release."""
-    for name, cluster in config.clusters.items():
-        if cluster.support is not None:
-            yield (name, None), None, cluster.support
-        for hub in cluster.hubs:
-            yield (name, hub.name), hub, hub
 
 
 class _Checks:
@@ -156,7 +147,7 @@ def changed_input_problems(config: RepoConfig, changes: Iterable[ChangedFile],
     checks = _Checks(config)
     charts = _ChartDocuments(checks, changed)
     out: dict[Key, tuple[str, ...]] = {}
-    for key, hub, release in _releases(config):
+    for key, hub, release in config.releases():
         chart = hub.chart if hub else config.settings.support_chart
         problems = [*charts.problems(chart, key, hub), *checks.release(key, hub, release, changed)]
         if problems:
@@ -165,17 +156,17 @@ def changed_input_problems(config: RepoConfig, changes: Iterable[ChangedFile],
 
 
 def _documents_settings_reach(config: RepoConfig, base: Settings) -> set[str]:
-    """The documents an edit of hubtasks.yaml makes render differently: with a new
-    jsonnet_ext_var_prefix every jsonnet one (the charts' and the releases'); with a chart's
-    new chart_values, that chart's own."""
-    head = config.settings
-    charts = {*(h.chart for h in config.hubs()), head.support_chart}
-    if base.jsonnet_ext_var_prefix != head.jsonnet_ext_var_prefix:
+    """The documents an edit of hubtasks.yaml makes render differently (planner's
+    settings_reasons says which keys changed): with a new jsonnet_ext_var_prefix every
+    jsonnet one (the charts' and the releases'); with a chart's new chart_values, that
+    chart's own."""
+    changed = settings_reasons(base, config.settings)
+    charts = {*(h.chart for h in config.hubs()), config.settings.support_chart}
+    if changed.jsonnet:
         found = {rel for chart in charts for rel in config.chart_values(chart)}
-        found |= {rel for _, _, release in _releases(config) for rel in release.values_files}
+        found |= {rel for _, _, release in config.releases() for rel in release.values_files}
         return {rel for rel in found if is_jsonnet(rel)}
-    return {rel for chart in charts
-            if base.chart_values.get(chart) != head.chart_values.get(chart)
+    return {rel for chart in charts & changed.new_documents
             for rel in config.chart_values(chart)}
 
 

@@ -139,6 +139,7 @@ class SettingsReasons:
     support: tuple[str, ...] = ()  # every support release
     jsonnet: tuple[str, ...] = ()  # every release that renders a jsonnet document
     by_chart: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # a chart's releases
+    new_documents: frozenset[str] = frozenset()  # charts whose own documents changed
 
 
 def settings_reasons(base: Settings | None, head: Settings) -> SettingsReasons:
@@ -158,15 +159,15 @@ def settings_reasons(base: Settings | None, head: Settings) -> SettingsReasons:
         if base.support_chart != head.support_chart else ()
     jsonnet = (f"{SETTINGS_FILE}: jsonnet_ext_var_prefix changed",) \
         if base.jsonnet_ext_var_prefix != head.jsonnet_ext_var_prefix else ()
+    changed = {key: {chart for chart in {*getattr(base, key), *getattr(head, key)}
+                     if getattr(base, key).get(chart) != getattr(head, key).get(chart)}
+               for key in ("chart_values", "before")}
     by_chart: dict[str, tuple[str, ...]] = {}
-    for key in ("chart_values", "before"):
-        was, now = getattr(base, key), getattr(head, key)
-        for chart in sorted(set(was) | set(now)):
-            if was.get(chart) != now.get(chart):
-                by_chart[chart] = (*by_chart.get(chart, ()),
-                                   f"{SETTINGS_FILE}: {key}.{chart} changed")
+    for key, charts in changed.items():
+        for chart in sorted(charts):
+            by_chart[chart] = (*by_chart.get(chart, ()), f"{SETTINGS_FILE}: {key}.{chart} changed")
     return SettingsReasons(hubs=every, support=(*every, *support), jsonnet=jsonnet,
-                           by_chart=by_chart)
+                           by_chart=by_chart, new_documents=frozenset(changed["chart_values"]))
 
 
 # ---------------------------------------------------------------------------- release inputs
@@ -315,7 +316,6 @@ class _Planner:
             if name not in self.config.clusters and gone and isinstance(doc, Mapping):
                 self.removed += [Removed(cluster=name, hub=hub, cluster_removed=True)
                                  for hub in release_names(doc)]
-
 
     def _deleted(self, path: str) -> bool:
         change = self.index.by_path.get(path)
