@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 from dataclasses import replace
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from hubtasks.config.load import load_config
-from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.charts import prepare_job_charts
 from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.runner import HelmRunner
 from hubtasks.deploying.values import release_digest
@@ -67,9 +68,10 @@ def test_override_gets_a_private_chart_copy(example: Path, helm: Path) -> None:
     config = load_config(example)
     job = _job(example, "bio-cloud", "neuro")
     info = probe(helm, env=os.environ)
-    charts = prepare_charts(config, [job], info, work_dir=example / ".hubtasks/work",
-                            env=os.environ)
-    chart = charts[job.key]
+    prepared = prepare_job_charts(config, [job], info, work_dir=example / ".hubtasks/work",
+                                  env=os.environ)
+    assert not prepared.errors
+    chart = prepared.charts[job.key]
     assert chart.is_relative_to(example / ".hubtasks/work")
     override_file = config.cluster("bio-cloud").hub("neuro").chart_override
     assert override_file is not None
@@ -84,8 +86,9 @@ def test_override_gets_a_private_chart_copy(example: Path, helm: Path) -> None:
 def test_daskhub_dependencies_are_built_once(example: Path, helm: Path) -> None:
     config = load_config(example)
     jobs = [_job(example, "geo-cloud", h) for h in ("glacier", "ocean-lab")]
-    prepare_charts(config, jobs, probe(helm, env=os.environ), work_dir=example / "work",
-                   env=os.environ)
+    prepared = prepare_job_charts(config, jobs, probe(helm, env=os.environ),
+                                  work_dir=example / "work", env=os.environ)
+    assert not prepared.errors
     built = list((example / "helm-charts/daskhub/charts").glob("basehub-*.tgz"))
     assert len(built) == 1
 
@@ -142,3 +145,19 @@ def test_invalid_job_fails_at_once_without_helm(example: Path, tmp_path: Path,
     result = runner(job, threading.Event())
     assert result.status is Status.FAILED and "x.values.yaml does not exist" in result.error
     assert not marker.exists()
+
+
+def test_helm_reads_the_runs_own_copy_of_a_built_chart(example: Path, helm: Path) -> None:
+    """Another run's `helm dependency build` moves the repo chart's charts/ aside while it
+    rebuilds it: the chart this run deploys is its own built copy, which stays whole."""
+    config = load_config(example)
+    job = _job(example, "geo-cloud", "ocean-lab")
+    prepared = prepare_job_charts(config, [job], probe(helm, env=os.environ),
+                                  work_dir=example / "work", env=os.environ)
+    assert not prepared.errors
+    chart = prepared.charts[job.key]
+    assert chart.is_relative_to(example / "work")
+    shutil.rmtree(example / "helm-charts/daskhub/charts")  # what a concurrent build does
+    rendered = subprocess.run([str(helm), "template", "ocean-lab", str(chart)],
+                              capture_output=True, text=True, check=True).stdout
+    assert "kind: Deployment" in rendered

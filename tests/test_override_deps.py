@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from hubtasks.config.load import load_config
-from hubtasks.deploying.charts import prepare_charts
+from hubtasks.deploying.charts import SNAPSHOTS_DIR, prepare_job_charts
 from hubtasks.dev.demo import copy_example
 from hubtasks.helm import probe
 from hubtasks.model import Job
@@ -57,8 +57,10 @@ def test_daskhub_hub_renders_with_its_overridden_basehub(example: Path, helm: Pa
     config = load_config(example)
     assert config.cluster("geo-cloud").hub("glacier").override_chart == "helm-charts/basehub"
     jobs = [_job(example, "geo-cloud", "glacier"), _job(example, "geo-cloud", "ocean-lab")]
-    charts = prepare_charts(config, jobs, probe(helm, env=os.environ),
-                            work_dir=example / ".hubtasks/work", env=os.environ)
+    prepared = prepare_job_charts(config, jobs, probe(helm, env=os.environ),
+                                  work_dir=example / ".hubtasks/work", env=os.environ)
+    assert not prepared.errors
+    charts = prepared.charts
     top = charts[jobs[0].key]
     assert top == example / ".hubtasks/work/charts/geo-cloud--glacier/daskhub"
     deps = yaml.safe_load((top / "Chart.yaml").read_text())["dependencies"]
@@ -68,7 +70,7 @@ def test_daskhub_hub_renders_with_its_overridden_basehub(example: Path, helm: Pa
     rendered = _render(helm, "glacier", top)
     assert "name: override-marker" in rendered and "kind: Deployment" in rendered
     # the repo's own charts, and a daskhub hub without the override, are untouched
-    assert charts[jobs[1].key] == example / "helm-charts/daskhub"
+    assert charts[jobs[1].key] == example / ".hubtasks/work" / SNAPSHOTS_DIR / "helm-charts/daskhub"
     assert "override-marker" not in _render(helm, "ocean-lab", charts[jobs[1].key])
     assert "dependencies" not in yaml.safe_load(
         (example / "helm-charts/basehub/Chart.yaml").read_text())

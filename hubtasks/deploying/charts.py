@@ -1,9 +1,12 @@
 """Chart preparation: every chart a run needs, with its dependencies built, before any deploy.
 
-Plain charts are built in place, dependencies first, each folder once. A hub with a
-`chart_override` gets private copies (deploying/overrides.py): its chart folder with the
-override as `Chart.yaml`, or, when the override replaces a dependency such as basehub, the
-top chart pointed at an overridden copy of it; built after the shared charts.
+Plain charts are built in place, dependencies first, each folder once, under a lock; then
+each chart a job deploys is copied, built, into the run's own folder, and helm reads only
+that copy: another run's build (which rewrites `charts/` in place, and moves it aside while
+it does) never changes a chart under this run's helm. A hub with a `chart_override` gets
+private copies (deploying/overrides.py): its chart folder with the override as
+`Chart.yaml`, or, when the override replaces a dependency such as basehub, the top chart
+pointed at an overridden copy of it; built after the shared charts.
 
 A chart that fails to prepare fails only the jobs that need it (`PreparedCharts.errors`):
 one broken chart never stops the releases of other charts.
@@ -53,24 +56,12 @@ def _build_error(helm: HelmInfo, chart_dir: Path, all_local: bool, *,
                       f"({run.outcome.describe()}): {said[0]}", *said[1:], fix])
 
 
-def build_dependencies(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
-                       env: Mapping[str, str],
-                       timeout: float = DEPENDENCY_BUILD_TIMEOUT) -> None:
-    """`helm dependency build` each chart folder in order, one at a time.
-
-    `ordered` holds (folder, all its dependencies are local) pairs, dependencies first. Run
-    this before any parallel deploy: helm rewrites `charts/` in place, so two builds of one
-    folder at once would corrupt it. The first failure raises a HubtasksError.
-    """
-    error = _first_build_error(helm, ordered, env=env, timeout=timeout)
-    if error is not None:
-        raise HubtasksError(error)
-
-
-def _first_build_error(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
+def first_build_error(helm: HelmInfo, ordered: Sequence[tuple[Path, bool]], *,
                        env: Mapping[str, str], timeout: float = DEPENDENCY_BUILD_TIMEOUT,
                        fix: str | None = None,
                        cancel: threading.Event | None = None) -> str | None:
+    """`helm dependency build` each of `ordered`'s (folder, all its dependencies are local)
+    pairs, dependencies first, one at a time; None, or the first failure's message."""
     for chart_dir, all_local in ordered:
         error = _build_error(helm, chart_dir, all_local, env=env, timeout=timeout, fix=fix,
                              cancel=cancel)
@@ -117,10 +108,10 @@ def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, 
     A failure to prepare a chart (its `helm dependency build`, or a chart_override's copy)
     is not raised: it fails only the jobs whose chart closure holds that chart, or the hub
     of that override, and the others are prepared as usual."""
-    jobs = list(jobs)
+    jobs_by_key = {job.key: job for job in jobs}
     closures: dict[JobKey, list[str]] = {}  # the shared (repo) folders each job builds from
     overrides: dict[JobKey, Hub] = {}
-    for job in jobs:
+    for job in jobs_by_key.values():
         hub = config.cluster(job.cluster).hub(job.hub) if job.hub else None
         if hub is not None and hub.chart_override:
             overrides[job.key] = hub
@@ -129,8 +120,8 @@ def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, 
         else:
             closures[job.key] = config.chart_closure(job.chart)
     order = build_order(config.charts, [f for closure in closures.values() for f in closure])
-    prepared = PreparedCharts(
-        charts={j.key: config.root / config.settings.chart_folder(j.chart) for j in jobs})
+    prepared = PreparedCharts()
+    snapshots = _Snapshots(config.root, work_dir / SNAPSHOTS_DIR)
     # helm rewrites charts/ in place: a lock keeps two local runs (say validate and
     # deploy-all) from building the same folder at once.
     with FileLock(config.root / LOCK_FILE, timeout=DEPENDENCY_BUILD_TIMEOUT,
@@ -143,10 +134,41 @@ def prepare_job_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, 
             if error is None and key in overrides:
                 error = _override_error(config, key, overrides[key], helm, prepared,
                                         work_dir=work_dir, env=env, cancel=cancel)
+            elif error is None:
+                error = snapshots.take(config.settings.chart_folder(jobs_by_key[key].chart),
+                                       prepared, key)
             if error is not None:
                 prepared.errors[key] = error
-                del prepared.charts[key]
     return prepared
+
+
+SNAPSHOTS_DIR = "shared"  # under the run's folder: the built repo charts its helm reads
+
+
+class _Snapshots:
+    """Copies of built repo chart folders, one per folder, at the same relative path."""
+
+    def __init__(self, root: Path, into: Path) -> None:
+        self.root, self.into = root, into
+        self._taken: dict[str, Path | str] = {}  # folder -> its copy, or why there is none
+
+    def take(self, folder: str, prepared: PreparedCharts, key: JobKey) -> str | None:
+        """Record the copy of `folder` as `key`'s chart; None, or why it could not be made.
+
+        Called under the build lock: no build rewrites the folder while it is copied."""
+        if folder not in self._taken:
+            target = self.into / folder
+            try:
+                # symlinks followed (2i2c's daskhub/values.jsonnet is one), as helm does
+                shutil.copytree(self.root / folder, target, ignore_dangling_symlinks=True)
+                self._taken[folder] = target
+            except OSError as err:
+                self._taken[folder] = f"chart {self.root / folder}: cannot copy it: {err}"
+        taken = self._taken[folder]
+        if isinstance(taken, str):
+            return taken
+        prepared.charts[key] = taken
+        return None
 
 
 def _override_error(config: RepoConfig, key: JobKey, hub: Hub, helm: HelmInfo,
@@ -158,22 +180,11 @@ def _override_error(config: RepoConfig, key: JobKey, hub: Hub, helm: HelmInfo,
     except (HubtasksError, OSError) as err:
         return str(err)
     fix = f"The chart is {hub.chart_override} (the hub's chart_override): check its dependencies."
-    error = _first_build_error(helm, [(path, record.all_local) for path, record in copies
+    error = first_build_error(helm, [(path, record.all_local) for path, record in copies
                                       if record.has_deps], env=env, fix=fix, cancel=cancel)
     if error is None:
         prepared.charts[key] = copies[-1][0]
     return error
-
-
-def prepare_charts(config: RepoConfig, jobs: Iterable[Job], helm: HelmInfo, *,
-                   work_dir: Path, env: Mapping[str, str]) -> dict[JobKey, Path]:
-    """The chart folder of each job, every one built; the first job's failure raises."""
-    jobs = list(jobs)
-    prepared = prepare_job_charts(config, jobs, helm, work_dir=work_dir, env=env)
-    for job in jobs:
-        if job.key in prepared.errors:
-            raise HubtasksError(prepared.errors[job.key])
-    return prepared.charts
 
 
 RUNS_DIR = "runs"  # under the work folder: one private folder per live run
