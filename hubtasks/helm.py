@@ -44,6 +44,11 @@ TRANSIENT_RE = re.compile("|".join(f"(?:{p})" for p in TRANSIENT_PATTERNS), re.I
 ERROR_LINE_RE = re.compile(r"^\s*(?:Error\b|ERROR\b|error:|E\d{4} )|\bFAILED\b|\bfatal\b")
 # Variables that would silently point every job at one cluster or namespace; each helm call
 # names its cluster with flags instead.
+# helm's release statuses (pkg/release/status.go), read from `helm list`/`helm history`
+DEPLOYED, SUPERSEDED, FAILED = "deployed", "superseded", "failed"
+UNINSTALLED, UNINSTALLING = "uninstalled", "uninstalling"
+PENDING = ("pending-install", "pending-upgrade", "pending-rollback")  # an operation in flight
+WORKED = (DEPLOYED, SUPERSEDED)  # a revision that once deployed: a rollback target
 AMBIENT_CLUSTER_VARS = re.compile(r"^(?:KUBECONFIG|HELM_KUBE\w*|HELM_NAMESPACE)$")
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 4_000
@@ -117,6 +122,11 @@ class HelmRun:
     @property
     def output(self) -> str:
         return self.outcome.output
+
+    @property
+    def stdout(self) -> str:
+        """stdout, whole (with `keep_stdout`; else empty)."""
+        return self.outcome.stdout.decode("utf-8", "replace")
 
     @property
     def timed_out(self) -> bool:
@@ -248,6 +258,20 @@ def helm_env(base_env: Mapping[str, str], *,
     return env
 
 
+def step_command_env(base_env: Mapping[str, str], *, names: Mapping[str, str],
+                     kubeconfig: Path | None, kube_context: str | None) -> dict[str, str]:
+    """The env of a user's command about one release (a before-step, a health check): no
+    ambient cluster selector (`KUBECONFIG`, `HELM_KUBE*`, `HELM_NAMESPACE`: an inherited
+    `HELM_KUBETOKEN` would point its helm at another cluster), the release's `HUBTASKS_*`
+    `names`, its kubeconfig as `KUBECONFIG` and its context as `HUBTASKS_KUBE_CONTEXT`."""
+    env = helm_env(base_env, extra=names)
+    if kubeconfig is not None:
+        env["KUBECONFIG"] = str(kubeconfig)
+    if kube_context:
+        env["HUBTASKS_KUBE_CONTEXT"] = kube_context
+    return env
+
+
 def is_transient(lines: Iterable[str]) -> bool:
     """True when helm's error says a retry may succeed (see TRANSIENT_PATTERNS)."""
     return any(TRANSIENT_RE.search(line) for line in lines)
@@ -286,11 +310,14 @@ def _pause(delay: float, cancel: threading.Event, sleep: Sleep | None) -> bool:
 def run_helm(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
              log: JobLog | None = None, cancel: threading.Event | None = None,
              retries: int = 2, backoff: float = 2.0, sleep: Sleep | None = None,
-             redactor: Redactor = NO_SECRETS, grace: float = proc.TERM_GRACE) -> HelmRun:
+             redactor: Redactor = NO_SECRETS, grace: float = proc.TERM_GRACE,
+             keep_stdout: bool = False) -> HelmRun:
     """Run helm, retrying transient failures with exponential backoff.
 
     `timeout` bounds each attempt; the env passes through `helm_env`. Each attempt's
-    command, output and ending go to `log`, all redacted.
+    command, output and ending go to `log`, all redacted. `keep_stdout`: stdout is kept
+    whole and apart (`HelmRun.stdout`, for JSON to parse: the output is stderr and stdout
+    together, and only its tail), and only stderr is logged.
     """
     cancel = threading.Event() if cancel is None else cancel
     log = log or JobLog(None)
@@ -304,7 +331,7 @@ def run_helm(argv: Sequence[str], *, env: Mapping[str, str], timeout: float,
         log.note(f"attempt {count}: $ {shlex.join(redactor.argv(argv))}")
         clock = time.monotonic()
         outcome = proc.run(argv, env=env, timeout=timeout, cancel=cancel, redact=redactor,
-                           on_output=log.write, grace=grace)
+                           on_output=log.write, grace=grace, keep_stdout=keep_stdout)
         log.note(f"{outcome.describe()} after {time.monotonic() - clock:.1f}s")
         if outcome or outcome.cancelled or count > retries or not _retryable(outcome):
             break

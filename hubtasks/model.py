@@ -58,10 +58,6 @@ class Stage(enum.StrEnum):
     STAGING = "staging"
     PROD = "prod"
 
-    @property
-    def rank(self) -> int:
-        return _STAGE_RANK[self]
-
 
 _STAGE_RANK = {stage: index for index, stage in enumerate(Stage)}
 CANARY_STAGES = frozenset({Stage.SUPPORT, Stage.STAGING})

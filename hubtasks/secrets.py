@@ -183,15 +183,43 @@ def redacted_leaves(doc: Any) -> Any:
     return None if doc is None else REDACTED
 
 
+def unparsed_secrets(text: str) -> set[str]:
+    """What to hide of a decrypted text that is not YAML/JSON (a dotenv or ini file, a
+    jsonnet source): each non-empty line, and what follows a `KEY=` or `key:` on it."""
+    found: set[str] = set()
+    for line in text.splitlines():
+        line = line.strip()
+        if line:
+            found.add(line)
+            found |= {part.strip() for part in _ASSIGNMENT.split(line, maxsplit=1)[1:]}
+    return {s for s in found if s}
+
+
+_ASSIGNMENT = re.compile(r"[=:]")
+
+
 def file_secrets(paths: Iterable[Path]) -> set[str]:
-    """Every scalar value of decrypted YAML/JSON files."""
+    """Every scalar value of decrypted YAML/JSON files; of any other text, what
+    `unparsed_secrets` finds (a decrypted file is never left without redaction)."""
     found: set[str] = set()
     for path in paths:
         try:
-            found |= scalar_strings(yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
             continue
+        found |= text_secrets(text)
     return found
+
+
+def text_secrets(text: str) -> set[str]:
+    """Every scalar of a decrypted YAML/JSON text; of a text that is not a YAML mapping or
+    list (a dotenv file parses as one long scalar), also what `unparsed_secrets` finds."""
+    try:
+        doc = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError:
+        return unparsed_secrets(text)
+    found = scalar_strings(doc)
+    return found if isinstance(doc, dict | list) else found | unparsed_secrets(text)
 
 
 def _json(text: str) -> str:
@@ -355,15 +383,17 @@ def _base64_forms(raw: bytes) -> set[str]:
 
 
 def secret_forms(value: str) -> set[str]:
-    """`value` as it may appear in output: raw, per line, escaped (also twice), quoted,
-    percent-encoded, folded by YAML, base64 (alone, inside a blob, MIME/PEM lines).
+    """`value` as it may appear in output: raw, per line, upper- and lower-cased, escaped
+    (also twice), quoted, percent-encoded, folded by YAML, base64 (alone, inside a blob,
+    MIME/PEM lines).
 
     Lines of wrapped base64 of a blob that holds `value` (a whole file base64-encoded) are
     matched by Redactor itself, from `pure_base64`."""
     parts = {value, *(line.strip() for line in value.splitlines())}
     forms: set[str] = set()
     for part in parts:
-        forms |= _escaped_forms(part) | _url_forms(part)
+        # upper/lower case: a template's `upper`/`lower` (a hex token shown upper-cased)
+        forms |= _escaped_forms(part) | _url_forms(part) | {part.upper(), part.lower()}
         for piece in _fold_pieces(part):
             forms |= {piece, _yaml_single(piece)}
     forms |= _base64_forms(value.encode("utf-8"))

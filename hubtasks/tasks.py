@@ -177,12 +177,16 @@ def canary(c: Context, plan: str | None = None, cluster: list[str] | None = None
     "plan": DEPLOY_HELP["plan"],
     "results": "canary results: files or folders, searched for *.json (repeatable)",
     "record": "also record the dropped prod jobs as skipped in this results file",
-    "format": "text (default) or github (prod-matrix and has-prod to $GITHUB_OUTPUT)",
+    "format": "text (default) or github (prod-matrix, has-prod and prod-max-parallel to "
+              "$GITHUB_OUTPUT)",
     "out": "write the filtered plan (surviving prod jobs only) to FILE",
+    "jobs": "github: at most N prod legs at once, the matrix's max-parallel (default 8)",
+    "per_cluster": "github: at most N prod legs per cluster (default 4)",
     "repo": DEPLOY_HELP["repo"]})
 @user_errors
 def filter(c: Context, plan: str | None = None, results: list[str] | None = None,
            record: str | None = None, format: str = "text", out: str | None = None,
+           jobs: int | None = None, per_cluster: int | None = None,
            repo: str | None = None) -> None:
     """Keep only the prod jobs of clusters whose canary succeeded (exact names)."""
     from hubtasks.deploying.session import digest_lookup, filter_prod
@@ -197,7 +201,7 @@ def filter(c: Context, plan: str | None = None, results: list[str] | None = None
                                 digest_of=digest_lookup(options.repo))
     if out:
         save_filtered(the_plan, kept, Path(out))
-    show_filter(kept, dropped, format, os.environ)
+    show_filter(kept, dropped, format, os.environ, options.limits)
 
 
 @task(iterable=["cluster", "hub", "job"], help=helps(
@@ -355,6 +359,7 @@ def validate(c: Context, cluster: list[str] | None = None, jobs: int | None = No
     options = run_options(c, locals())
     found = validate_command(options.repo, clusters=split_list(cluster),
                              jobs=options.limits.jobs, helm=options.helm, env=options.env,
+                             work_dir=options.deploy.work_dir,
                              on_start=lambda line: print(line, flush=True))
     print(f"\nvalidate\n{render_validation(found.results)}")
     return exit_code(found.results)

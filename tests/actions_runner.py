@@ -536,6 +536,7 @@ class JobOutcome:
     result: str  # success, failure or skipped
     outputs: dict[str, str]
     legs: list[list[tuple[str, str]]]
+    max_parallel: int | None = None  # strategy.max-parallel, evaluated (legs run in turn)
 
 
 def job_order(workflow: Mapping[str, Any]) -> list[str]:
@@ -598,4 +599,16 @@ def _run_legs(workflow: Mapping[str, Any], job: str, ctx: Context,
         outputs.update({k: v for k, v in leg_outputs.items() if v})  # last non-empty wins
         logs.append(run.log)
     result = "success" if all(r == "success" for r in results) else "failure"
-    return JobOutcome(result=result, outputs=outputs, legs=logs)
+    return JobOutcome(result=result, outputs=outputs, legs=logs,
+                      max_parallel=_max_parallel(workflow, job, ctx))
+
+
+def _max_parallel(workflow: Mapping[str, Any], job: str, ctx: Context) -> int | None:
+    """The job's `strategy.max-parallel`, which GitHub needs to be a positive number."""
+    raw = (workflow["jobs"][job].get("strategy") or {}).get("max-parallel")
+    if raw is None:
+        return None
+    value = expand(raw, ctx)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 1:
+        raise WorkflowError(f"{job}: max-parallel is {value!r}, not a positive number")
+    return int(value)

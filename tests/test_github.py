@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import threading
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from hubtasks.model import HubtasksError, Job, Plan, Stage
+from hubtasks.options import Limits
+from hubtasks.output.github import MATRIX_LIMIT, prod_matrix, prod_outputs
 from hubtasks.output.prcomment import (
     PLAN_MARKER,
     GitHubError,
@@ -224,3 +227,39 @@ def test_publish_plan_comment(github: FakeGitHub) -> None:
     second = publish_plan_comment(big_plan(1, 3), target)
     assert first.created and not second.created and len(github.comments) == 1
     assert "Prod hubs (3)" in github.comments[0]["body"]
+
+
+# ---------------------------------------------------------------------------- prod matrix
+
+
+def test_prod_legs_are_lanes_of_at_most_per_cluster_per_cluster() -> None:
+    """A lane's hubs run one after another (`prod --per-cluster 1`), so a cluster never has
+    more than `per_cluster` upgrades at once, however many legs GitHub runs."""
+    plan = big_plan(2, 6)
+    legs = prod_matrix(plan.jobs, per_cluster=4)["include"]
+    assert [leg["jobs"] for leg in legs[:4]] == [
+        "cluster-0000/hub-000 cluster-0000/hub-004", "cluster-0000/hub-001 cluster-0000/hub-005",
+        "cluster-0000/hub-002", "cluster-0000/hub-003"]
+    assert len(legs) == 8 and legs[0]["name"] == "cluster-0000/hub-000 (+1)"
+    assert sorted(i for leg in legs for i in leg["jobs"].split()) == \
+        sorted(str(j.key) for j in plan.jobs)
+    small = prod_matrix(big_plan(3, 2).jobs, per_cluster=4)["include"]
+    assert [leg["jobs"] for leg in small] == [str(j.key) for j in big_plan(3, 2).jobs]
+
+
+def test_prod_lanes_past_the_leg_limit_are_batched_whole() -> None:
+    plan = big_plan(100, 5)  # 400 lanes of 4 per cluster
+    legs = prod_matrix(plan.jobs, per_cluster=4)["include"]
+    assert len(legs) == MATRIX_LIMIT
+    ids = [i for leg in legs for i in leg["jobs"].split()]
+    assert sorted(ids) == sorted(str(j.key) for j in plan.jobs) and len(ids) == len(set(ids))
+    per_leg = [collections.Counter(i.split("/")[0] for i in leg["jobs"].split()) for leg in legs]
+    for cluster in {j.cluster for j in plan.jobs}:  # still at most 4 legs hold a cluster
+        assert sum(1 for counts in per_leg if cluster in counts) <= 4
+
+
+def test_prod_outputs_carry_the_global_bound() -> None:
+    outputs = prod_outputs(big_plan(1, 2).jobs, Limits(jobs=3, per_cluster=1))
+    assert outputs["prod-max-parallel"] == "3" and outputs["has-prod"] == "true"
+    assert json.loads(outputs["prod-matrix"])["include"] == [
+        {"name": "cluster-0000/hub-000 (+1)", "jobs": "cluster-0000/hub-000 cluster-0000/hub-001"}]

@@ -198,9 +198,16 @@ def test_command_not_run_when_the_url_fails(server: Server, tmp_path: Path) -> N
 
 
 def test_command_env_drops_other_cluster_settings() -> None:
-    env = command_env({"KUBECONFIG": "/x", "HELM_NAMESPACE": "y", "HOME": "/h"},
+    ambient = {"KUBECONFIG": "/x", "HELM_NAMESPACE": "y", "HELM_KUBETOKEN": "t",
+               "HELM_KUBEAPISERVER": "https://other", "HELM_KUBECAFILE": "/ca",
+               "HELM_KUBECONTEXT": "c2"}
+    env = command_env({**ambient, "HOME": "/h"},
                       Target(cluster="c", hub="h", domain="d", namespace="h"))
-    assert "KUBECONFIG" not in env and "HELM_NAMESPACE" not in env and env["HOME"] == "/h"
+    assert not set(ambient) & set(env) and env["HOME"] == "/h"
+    env = command_env(ambient, Target(cluster="c", hub="h", domain="d", namespace="h",
+                                      kubeconfig=Path("/k"), kube_context="ctx"))
+    assert env["KUBECONFIG"] == "/k" and env["HUBTASKS_KUBE_CONTEXT"] == "ctx"
+    assert "HELM_KUBETOKEN" not in env and env["HUBTASKS_DOMAIN"] == "d"
 
 
 # ---------------------------------------------------------------------------- the setting

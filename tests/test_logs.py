@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import re
+import stat
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from hubtasks.output.console import ConsoleReporter
 from hubtasks.output.logs import (
     COMBINED_LOG,
     LOGGER_NAME,
+    JobLog,
     close_logging,
     job_context,
     job_log_path,
@@ -247,3 +249,24 @@ def test_a_document_that_only_mentions_a_secret_is_logged_as_it_is() -> None:
     lines = "---\nkind: ConfigMap\ndata:\n  note: names the Secret s  # kept\n".splitlines(
         keepends=True)
     assert scrub_secret_data(lines) == lines
+
+
+def test_logs_are_private_and_a_given_folder_keeps_its_mode(tmp_path: Path) -> None:
+    """`--log-dir .` must not chmod the current folder; the log files are 0600 anyway."""
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    shared.chmod(0o755)
+    with JobLog(shared / "job.log") as log:
+        log.write("line\n")
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    assert stat.S_IMODE((shared / "job.log").stat().st_mode) == 0o600
+    setup_logging(shared)
+    try:
+        logging.getLogger(LOGGER_NAME).warning("hello")
+    finally:
+        close_logging()
+    assert stat.S_IMODE((shared / COMBINED_LOG).stat().st_mode) == 0o600
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+    with JobLog(tmp_path / "new" / "job.log"):
+        pass
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700

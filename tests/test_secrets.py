@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from hubtasks.config.jsonnet import RENDERER
+from hubtasks.deploying.documents import _render
 from hubtasks.dev import envtest
 from hubtasks.helm import ReleaseSpec, probe, run_helm, template_argv
 from hubtasks.model import HubtasksError
@@ -430,3 +432,48 @@ def test_words_inside_a_long_value_are_not_hidden_everywhere() -> None:
     assert redact("members of this must read the org chart") == \
         "members of this must read the org chart"
     assert redact("the horse ran; battery low") == "the horse ran; battery low"
+
+
+# ---------------------------------------------------------------------------- jsonnet errors
+
+
+def test_a_decrypted_jsonnet_documents_error_never_quotes_its_values(tmp_path: Path) -> None:
+    """jsonnet quotes values in its messages (`Assertion failed. "s3cret" != "x"`)."""
+    path = tmp_path / "enc-hub.secret.jsonnet"
+    source = 'local token = "hunter2-SECRET";\n{ a: std.assertEqual(token, "x") }\n'
+    with pytest.raises(HubtasksError) as caught:
+        _render(RENDERER, path, {}, rel="enc-hub.secret.jsonnet", source=source, hide=set())
+    message = str(caught.value)
+    assert "hunter2" not in message
+    assert message.startswith("enc-hub.secret.jsonnet: jsonnet render failed (at ")
+    assert "enc-hub.secret.jsonnet:2:6-33" in message and "is not shown" in message
+
+
+def test_a_jsonnet_error_is_redacted_of_a_secret_domain(tmp_path: Path) -> None:
+    path = tmp_path / "hub.jsonnet"
+    path.write_text('{ a: std.parseInt(std.extVar("DOMAIN")) }\n')
+    with pytest.raises(HubtasksError) as caught:
+        _render(RENDERER, path, {"DOMAIN": "hidden.example.org"}, rel="hub.jsonnet",
+                source=None, hide={"hidden.example.org"})
+    message = str(caught.value)
+    assert "hidden.example.org" not in message and "*** is not a base 10 integer" in message
+
+
+@pytest.mark.parametrize(("text", "hidden"), [
+    ("TOKEN=abc123xyz\nOTHER = second-value\n", {"abc123xyz", "second-value"}),
+    ("[auth]\npassword: p4ssw0rd-x\n", {"p4ssw0rd-x"}),
+    ("local t = 'tok-en-123';\n{ a: t }\n", {"local t = 'tok-en-123';"}),
+    ("just-one-secret-line\n", {"just-one-secret-line"}),
+], ids=["dotenv", "ini", "jsonnet", "scalar"])
+def test_a_decrypted_file_that_is_no_mapping_is_still_redacted(text: str, hidden: set[str],
+                                                              tmp_path: Path) -> None:
+    path = tmp_path / "enc-x.secret.env"
+    path.write_text(text)
+    found = file_secrets([path])
+    assert hidden <= found, found
+
+
+def test_an_upper_or_lower_cased_secret_is_redacted() -> None:
+    redact = Redactor({"d4839cc21e7581d5c1d515"})
+    assert redact("upper=D4839CC21E7581D5C1D515 lower=d4839cc21e7581d5c1d515") == \
+        "upper=*** lower=***"

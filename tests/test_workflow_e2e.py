@@ -37,6 +37,7 @@ from hubtasks.dev import install
 from hubtasks.dev.demo import DEMO_KEY, BrokenHub, break_hub, copy_example, pick_broken_hub
 from hubtasks.dev.localk8s import LocalClusters
 from hubtasks.model import JobResult, Status
+from hubtasks.options import Limits
 from hubtasks.results import load_results, merge_results
 
 pytestmark = pytest.mark.cluster
@@ -322,6 +323,7 @@ def test_prod_legs_run_for_the_surviving_clusters_only(workflow_run: WorkflowRun
     prod = run.outcomes["upgrade-prod-hubs"]
     legs = run.matrix("filter-generate-jobs", "prod-matrix")
     assert prod.result == "success" and len(prod.legs) == len(legs)
+    assert prod.max_parallel == Limits().jobs  # filter's prod-max-parallel, evaluated
     assert all(step_outcome(prod, i, "Upgrade prod hubs") == "success" for i in range(len(legs)))
     assert {leg["jobs"].split("/")[0] for leg in legs} == set(run.config.clusters) - {
         run.broken.cluster}

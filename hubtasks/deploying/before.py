@@ -16,12 +16,11 @@ from pathlib import Path
 
 from hubtasks import proc
 from hubtasks.config.before import BeforeStep
+from hubtasks.helm import step_command_env
 from hubtasks.model import Job
 from hubtasks.output.logs import JobLog
 from hubtasks.secrets import Redactor
 
-# Variables that would point a step at another cluster than its release's.
-_CLUSTER_VARS = ("KUBECONFIG", "HELM_KUBECONTEXT", "HELM_NAMESPACE")
 _POLL = 0.2  # how often a waiting job looks at its cancel Event
 
 
@@ -46,14 +45,10 @@ class StepContext:
 
 def step_env(env: Mapping[str, str], job: Job, ctx: StepContext) -> dict[str, str]:
     """The step's environment: the run's, plus the release's names and kubeconfig."""
-    out = {k: v for k, v in env.items() if k not in _CLUSTER_VARS}
-    out.update(HUBTASKS_CLUSTER=job.cluster, HUBTASKS_HUB=job.hub or "",
-               HUBTASKS_NAMESPACE=job.release, HUBTASKS_RELEASE=job.release)
-    if ctx.kubeconfig is not None:
-        out["KUBECONFIG"] = str(ctx.kubeconfig)
-    if ctx.kube_context:
-        out["HUBTASKS_KUBE_CONTEXT"] = ctx.kube_context
-    return out
+    names = {"HUBTASKS_CLUSTER": job.cluster, "HUBTASKS_HUB": job.hub or "",
+             "HUBTASKS_NAMESPACE": job.release, "HUBTASKS_RELEASE": job.release}
+    return step_command_env(env, names=names, kubeconfig=ctx.kubeconfig,
+                            kube_context=ctx.kube_context)
 
 
 def run_step(step: BeforeStep, job: Job, ctx: StepContext, *, cancel: threading.Event,

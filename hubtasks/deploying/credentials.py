@@ -25,10 +25,11 @@ from hubtasks.secrets import (
     NO_SECRETS,
     Redactor,
     decrypt,
-    is_secret_path,
-    is_sops_encrypted,
+    needs_decrypting,
     private_prefix,
     scalar_strings,
+    text_secrets,
+    unparsed_secrets,
 )
 
 # Keys of a kubeconfig `exec` credential plugin that say how to run it, not who you are.
@@ -43,15 +44,15 @@ def credential_secrets(plaintext: bytes) -> set[str]:
     password, auth-provider tokens, exec plugin args and env values); its cluster, context
     and user names and server URLs appear in ordinary messages and are kept. Any other
     document (a cloud key file) is secret through and through: every scalar. A file that
-    does not parse gives its non-empty lines, so whatever it holds is still hidden.
+    does not parse gives what `unparsed_secrets` finds, so whatever it holds is still hidden.
     """
     text = plaintext.decode("utf-8", "replace")
     try:
         doc = yaml.safe_load(text)
     except yaml.YAMLError:
-        return {line.strip() for line in text.splitlines() if line.strip()}
+        return unparsed_secrets(text)
     if not _is_kubeconfig(doc):
-        return scalar_strings(doc)
+        return text_secrets(text)
     found: set[str] = set()
     for entry in doc.get("users") or []:
         user = entry.get("user") if isinstance(entry, dict) else None
@@ -102,7 +103,7 @@ class Credentials:
     def _resolve(self, cluster: Cluster) -> tuple[Path, str | None]:
         if cluster.provider == "kubeconfig" and cluster.credential_files:
             path = self.config.root / cluster.credential_files[0]
-            if is_secret_path(path) or is_sops_encrypted(path):
+            if needs_decrypting(path):  # a plain secret-named file is an error naming it
                 path = self._decrypt(path, cluster.name)
             return path, cluster.kube_context
         path = self.kubeconfig_dir / f"{cluster.name}.yaml"

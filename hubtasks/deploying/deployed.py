@@ -48,11 +48,13 @@ class ClusterAccess:
     redactor: Redactor = NO_SECRETS
 
     def run(self, *argv: str) -> tuple[bool, str]:
-        """(ok, output or error) of one helm command against this cluster."""
+        """(ok, stdout or error) of one helm command against this cluster: stdout whole and
+        apart from stderr (a warning there, or a long list, would break its JSON)."""
         run = run_helm([str(self.helm.path), *argv, *self.args], env=self.env,
                        timeout=READ_TIMEOUT, retries=READ_RETRIES, backoff=1.0,
-                       redactor=self.redactor)
-        return (True, run.output) if run else (False, run.error or run.outcome.describe())
+                       redactor=self.redactor, keep_stdout=True)
+        return (True, self.redactor(run.stdout)) if run else \
+            (False, run.error or run.outcome.describe())
 
 
 def _json(text: str, what: str) -> Any:

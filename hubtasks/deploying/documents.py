@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from hubtasks.config.domains import hub_domain
 from hubtasks.config.jsonnet import RENDERER, JsonnetRenderer, is_jsonnet, release_context
 from hubtasks.config.model import RepoConfig
 from hubtasks.files import write_private
-from hubtasks.model import Job
+from hubtasks.model import HubtasksError, Job
 from hubtasks.secrets import (
     Redactor,
     decrypted_values,
@@ -89,7 +90,9 @@ def release_documents(config: RepoConfig, job: Job, *, sops: Path | None,
             secret = path != original
             if is_jsonnet(rel):
                 source = path.read_text(encoding="utf-8") if secret else None
-                text = renderer.render(original, context.get(), rel=rel, source=source)
+                context_vars = context.get()
+                text = _render(renderer, original, context_vars, rel=rel, source=source,
+                               hide=secrets | context.secrets)
                 path = folder / f"{index:02d}-{original.stem}.json"
                 write_private(path, text.encode())
                 if secret:
@@ -98,3 +101,25 @@ def release_documents(config: RepoConfig, job: Job, *, sops: Path | None,
                 source=rel, origin=CHART_VALUES if index < len(chart_rels) else RELEASE_VALUES,
                 path=path, rendered=is_jsonnet(rel), secret=secret))
         yield docs, Redactor(secrets | context.secrets)
+
+
+_LOCATION = re.compile(r"\S+:\d+:\d+(?:-\d+)?")  # file:line:col[-col], as jsonnet names a place
+
+
+def _render(renderer: JsonnetRenderer, path: Path, context: Mapping[str, str], *, rel: str,
+            source: str | None, hide: set[str]) -> str:
+    """Render one document; a failure's message never carries a secret.
+
+    jsonnet's messages quote values (`Assertion failed. "s3cret" != "x"`): of a decrypted
+    document only the places jsonnet names are kept, and any message is redacted of `hide`
+    (the decrypted values known so far, a secret domain)."""
+    try:
+        return renderer.render(path, context, rel=rel, source=source)
+    except HubtasksError as err:
+        message = str(err)
+        if source is not None:
+            places = ", ".join(dict.fromkeys(_LOCATION.findall(message))) or "no place given"
+            message = (f"{rel}: jsonnet render failed (at {places}); the document is "
+                       "decrypted, so jsonnet's message, which may quote its values, is not "
+                       "shown: render it with `hubtasks values` where the key is")
+        raise HubtasksError(Redactor(hide)(message)) from None

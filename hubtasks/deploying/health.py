@@ -24,6 +24,7 @@ from hubtasks.config.domains import hub_domain
 from hubtasks.config.health import HealthCheck
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.probe import get
+from hubtasks.helm import step_command_env
 from hubtasks.model import Job
 from hubtasks.options import DeployOptions
 from hubtasks.output.logs import JobLog
@@ -31,8 +32,6 @@ from hubtasks.secrets import NO_SECRETS, Redactor, needs_decrypting
 
 logger = logging.getLogger(__name__)
 
-# Variables that would point a check command at another cluster than its hub's.
-_CLUSTER_VARS = ("KUBECONFIG", "HELM_KUBECONTEXT", "HELM_NAMESPACE")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,14 +89,10 @@ def target_of(config: RepoConfig, job: Job, kubeconfig: Path | None, context: st
 
 def command_env(env: Mapping[str, str], target: Target) -> dict[str, str]:
     """The check command's environment: the run's, plus the hub's names and kubeconfig."""
-    out = {k: v for k, v in env.items() if k not in _CLUSTER_VARS}
-    out.update(HUBTASKS_CLUSTER=target.cluster, HUBTASKS_HUB=target.hub,
-               HUBTASKS_DOMAIN=target.domain, HUBTASKS_NAMESPACE=target.namespace)
-    if target.kubeconfig is not None:
-        out["KUBECONFIG"] = str(target.kubeconfig)
-    if target.kube_context:
-        out["HUBTASKS_KUBE_CONTEXT"] = target.kube_context
-    return out
+    names = {"HUBTASKS_CLUSTER": target.cluster, "HUBTASKS_HUB": target.hub,
+             "HUBTASKS_DOMAIN": target.domain, "HUBTASKS_NAMESPACE": target.namespace}
+    return step_command_env(env, names=names, kubeconfig=target.kubeconfig,
+                            kube_context=target.kube_context)
 
 
 class _Try:

@@ -20,12 +20,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubtasks import proc
-from hubtasks.helm import HelmInfo, ReleaseSpec, cluster_args, helm_env
+from hubtasks.helm import PENDING, WORKED, HelmInfo, ReleaseSpec, cluster_args, helm_env
 from hubtasks.model import HubtasksError
 from hubtasks.output.logs import JobLog
 
-PENDING = ("pending-install", "pending-upgrade", "pending-rollback")
-GOOD = ("deployed", "superseded")
 QUERY_TIMEOUT = 60.0
 
 
@@ -47,7 +45,7 @@ def _base(helm: HelmInfo, spec: ReleaseSpec, *args: str) -> list[str]:
 def _query(argv: Sequence[str], env: Mapping[str, str], what: str, *,
            redact: proc.Redact | None = None, cancel: threading.Event | None = None) -> Any:
     outcome = proc.run(argv, env=helm_env(env), timeout=QUERY_TIMEOUT, redact=redact,
-                       cancel=cancel)
+                       cancel=cancel, keep_stdout=True)  # JSON apart from stderr's warnings
     if outcome.cancelled:
         raise HubtasksError(f"{what}: cancelled")
     if not outcome:
@@ -56,7 +54,7 @@ def _query(argv: Sequence[str], env: Mapping[str, str], what: str, *,
         last = outcome.output.strip().splitlines()[-1:] or [outcome.describe()]
         raise HubtasksError(f"{what}: {last[0]}")
     try:
-        return json.loads(outcome.output)
+        return json.loads(outcome.stdout)
     except json.JSONDecodeError:
         raise HubtasksError(f"{what}: helm printed no JSON") from None
 
@@ -74,7 +72,7 @@ def find_stuck(helm: HelmInfo, spec: ReleaseSpec, env: Mapping[str, str],
     status, revision = str(last.get("status", "")), int(last.get("revision", 0))
     if status not in PENDING:
         return None
-    good = [e for e in entries[:-1] if e.get("status") in GOOD]
+    good = [e for e in entries[:-1] if e.get("status") in WORKED]
     if status == "pending-install" or not good:
         argv = _base(helm, spec, "uninstall", spec.release)
         summary = f"uninstalled {status} revision {revision} (no deployed revision before it)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from hubtasks.binaries import find_helm
 from hubtasks.config.model import RepoConfig
@@ -15,6 +16,7 @@ from hubtasks.deploying.scheduler import run_canary, run_pipelined, run_prod, ru
 from hubtasks.deploying.session import load_for, run_jobs, select_jobs
 from hubtasks.model import HubtasksError, Job, JobResult, Plan, Stage
 from hubtasks.options import PlanOptions, RunOptions
+from hubtasks.planning.checkout import config_inputs, uncommitted, uncommitted_note
 from hubtasks.planning.planfile import load_plan, new_plan_id, save_plan
 from hubtasks.planning.repo import plan_repo, resolve_ref
 
@@ -32,6 +34,8 @@ def canary(options: RunOptions, clusters: Sequence[str] = ()) -> StageRun:
     plan = load_plan(options.plan)
     jobs = select_jobs(plan, stages=(Stage.SUPPORT, Stage.STAGING), clusters=clusters)
     config = load_for(options.repo, (j.cluster for j in jobs))
+    if jobs:
+        check_planned_checkout(options.repo, config, plan)
     return StageRun(plan=plan, results=run_jobs(config, plan, jobs, options, run_canary))
 
 
@@ -40,7 +44,29 @@ def prod(options: RunOptions, clusters: Sequence[str] = (), ids: Sequence[str] =
     plan = load_plan(options.plan)
     jobs = select_jobs(plan, stages=(Stage.PROD,), clusters=clusters, ids=ids)
     config = load_for(options.repo, (j.cluster for j in jobs))
+    if jobs:
+        check_planned_checkout(options.repo, config, plan)
     return StageRun(plan=plan, results=run_jobs(config, plan, jobs, options, run_prod))
+
+
+def check_planned_checkout(repo: Path, config: RepoConfig, plan: Plan) -> None:
+    """A stage upgrades the checkout's files: refuse, as `deploy-all` does, when they are not
+    the plan's. The checkout must be the plan's `head` commit, and, for a plan from a diff
+    (it has a `base`: it read the committed files), have no uncommitted config change. A
+    `--worktree` plan (no head) is of the checkout as it is; outside git nothing is known."""
+    if plan.head is None:
+        return
+    checkout = resolve_ref(repo, "HEAD")
+    if checkout is None:
+        return
+    if checkout != plan.head:
+        raise HubtasksError(f"the plan is of commit {plan.head[:12]}, but the checkout is at "
+                            f"{checkout[:12]}, and a deploy upgrades the checkout's files: "
+                            f"check out {plan.head[:12]}, or plan again")
+    dirty = config_inputs(config, uncommitted(repo)) if plan.base is not None else []
+    if dirty:
+        raise HubtasksError(f"{uncommitted_note(dirty)}; a deploy would upgrade them "
+                            "unplanned: commit or stash them, or plan with --worktree")
 
 
 def hub_ids(clusters: Sequence[str], hubs: Sequence[str]) -> list[str]:

@@ -25,6 +25,7 @@ from hubtasks.deploying.schemas import SchemaCopies, needs_json_schema
 from hubtasks.deploying.values import needs_sops, release_values
 from hubtasks.helm import HelmInfo, HelmRun, ReleaseSpec, lint_argv, run_helm, template_argv
 from hubtasks.model import HubtasksError, Job, JobKey
+from hubtasks.options import DEFAULTS
 from hubtasks.planning.planner import PlanRequest, build_plan
 from hubtasks.secrets import Redactor, private_folder
 
@@ -204,11 +205,14 @@ class Validation:
 
 def validate_command(repo: Path, *, clusters: Sequence[str] = (), jobs: int = 8,
                      helm: Path | None = None, env: Mapping[str, str],
+                     work_dir: Path | None = None,
                      on_start: Callable[[str], None] | None = None) -> Validation:
     """`validate`: load the config (ConfigError stops here), then run every helm check.
 
-    `on_start` hears one line saying what is about to be checked.
+    `work_dir` is the deploys' work folder (default `<repo>/.hubtasks/work`); `on_start`
+    hears one line saying what is about to be checked.
     """
+    work_dir = repo / DEFAULTS["work_dir"] if work_dir is None else work_dir
     config = load_config(repo, clusters=list(clusters) or None)
     hubs = sum(len(c.hubs) for c in config.clusters.values())
     helm_info = find_helm(env, explicit=helm)
@@ -219,7 +223,7 @@ def validate_command(repo: Path, *, clusters: Sequence[str] = (), jobs: int = 8,
                  f"helm {helm_info.version}: lint + template of "
                  f"{count(len(releases), 'release')}")
     results = validate_repo(config, helm=helm_info, sops=sops, env=env, jobs=jobs,
-                            work_dir=repo / ".hubtasks" / "work" / "validate", clusters=clusters)
+                            work_dir=work_dir / "validate", clusters=clusters)
     return Validation(clusters=len(config.clusters), hubs=hubs, helm=helm_info, results=results)
 
 

@@ -285,7 +285,9 @@ class LocalClusters:
         """Run the pod-readiness loop as its own process, so it outlives this one."""
         package_root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))
-        argv = [sys.executable, "-m", "hubtasks.dev.detached", "readiness", str(state_file)]
+        # absolute: the sweeper runs in the work folder, not in our current folder
+        argv = [sys.executable, "-m", "hubtasks.dev.detached", "readiness",
+                str(state_file.resolve())]
         return proc.spawn(argv, env={**os.environ, "PYTHONPATH": path},
                           log=self.workdir / "pod-readiness.log", cwd=self.workdir,
                           die_with_parent=False)

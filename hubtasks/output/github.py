@@ -6,15 +6,18 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hubtasks.model import Job, Plan, Stage
+from hubtasks.options import Limits
 from hubtasks.output.tables import plan_summary_line, plan_tables
 
 MATRIX_LIMIT = 256  # GitHub Actions rejects a matrix of more than 256 legs
+PER_CLUSTER = Limits().per_cluster
+T = TypeVar("T")
 
 
-def batch_legs(items: Sequence[str], limit: int = MATRIX_LIMIT) -> list[list[str]]:
+def batch_legs(items: Sequence[T], limit: int = MATRIX_LIMIT) -> list[list[T]]:
     """Split items into at most `limit` legs of near-equal size, keeping order."""
     if not items:
         return []
@@ -39,11 +42,27 @@ def canary_matrix(plan: Plan, limit: int = MATRIX_LIMIT) -> dict[str, Any]:
                         for b in batch_legs(clusters, limit)]}
 
 
-def prod_matrix(jobs: Iterable[Job], limit: int = MATRIX_LIMIT) -> dict[str, Any]:
-    """Legs for `prod`: one per prod hub (`cluster/hub`), batched past the limit."""
-    ids = [str(j.key) for j in jobs if j.stage is Stage.PROD]
-    return {"include": [{"name": _leg_name(b), "jobs": " ".join(b)}
-                        for b in batch_legs(ids, limit)]}
+def prod_lanes(jobs: Iterable[Job], per_cluster: int) -> list[list[str]]:
+    """Each cluster's prod hubs (`cluster/hub`) dealt round-robin into at most `per_cluster`
+    lanes, in plan order. A lane's hubs run one after another, so at most `per_cluster`
+    upgrades run on a cluster at once however many legs run: `prod --per-cluster`'s bound."""
+    by_cluster: dict[str, list[str]] = {}
+    for job in jobs:
+        if job.stage is Stage.PROD:
+            by_cluster.setdefault(job.cluster, []).append(str(job.key))
+    lanes: list[list[str]] = []
+    for ids in by_cluster.values():
+        count = min(per_cluster, len(ids))
+        lanes.extend(ids[lane::count] for lane in range(count))
+    return lanes
+
+
+def prod_matrix(jobs: Iterable[Job], per_cluster: int = PER_CLUSTER,
+                limit: int = MATRIX_LIMIT) -> dict[str, Any]:
+    """Legs for `prod`: one per lane (`prod_lanes`), lanes batched into legs past the limit."""
+    legs = [[i for lane in batch for i in lane]
+            for batch in batch_legs(prod_lanes(jobs, per_cluster), limit)]
+    return {"include": [{"name": _leg_name(leg), "jobs": " ".join(leg)} for leg in legs]}
 
 
 def github_output(values: Mapping[str, str], path: Path) -> None:
@@ -103,13 +122,12 @@ def step_summary(markdown: str, env: Mapping[str, str]) -> bool:
     return bool(path)
 
 
-def prod_outputs(jobs: Iterable[Job]) -> dict[str, str]:
-    """The filter's GitHub outputs: the surviving prod matrix and has-prod."""
-    prod = prod_matrix(jobs)
+def prod_outputs(jobs: Iterable[Job], limits: Limits) -> dict[str, str]:
+    """The filter's GitHub outputs: the surviving prod matrix (lanes of at most
+    `limits.per_cluster` per cluster), has-prod, and how many legs may run at once
+    (`limits.jobs`, the workflow's `max-parallel`)."""
+    prod = prod_matrix(jobs, limits.per_cluster)
     return {"prod-matrix": json.dumps(prod, separators=(",", ":")),
-            "has-prod": str(bool(prod["include"])).lower()}
+            "has-prod": str(bool(prod["include"])).lower(),
+            "prod-max-parallel": str(limits.jobs)}
 
-
-def github_env() -> dict[str, str]:
-    """The GITHUB_* variables of this process (read once, in the main thread)."""
-    return {k: v for k, v in os.environ.items() if k.startswith("GITHUB_")}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ COMBINED_LOG = "hubtasks.log"
 HANDLER_NAME = "hubtasks-combined"
 MAX_BYTES = 10 * 1024 * 1024
 BACKUPS = 5
+LOG_FOLDER_MODE, LOG_FILE_MODE = 0o700, 0o600  # logs are for this user only
 NO_JOB = "-"
 
 # Set by the executor around each runner call, so lines logged by the runner (and anything it
@@ -96,12 +98,20 @@ def _combined_handler(logger: logging.Logger) -> logging.FileHandler | None:
     return None
 
 
+def private_log_folder(folder: Path) -> None:
+    """Create `folder` for this user only (0700); an existing one keeps its mode (`--log-dir
+    .` must not lock others out of the current folder): the files in it are 0600 anyway."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        folder.mkdir(mode=LOG_FOLDER_MODE)
+
+
 def _new_handler(path: Path) -> logging.Handler:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.parent.chmod(0o700)  # job logs and the combined log: for this user only
-    # Rotates under a lock file, so parallel hubtasks processes can share one log.
+    private_log_folder(path.parent)
+    # Rotates under a lock file, so parallel hubtasks processes can share one log; each file
+    # it creates is made 0600 (empty still: nothing is readable before).
     handler = ConcurrentRotatingFileHandler(str(path), maxBytes=MAX_BYTES, backupCount=BACKUPS,
-                                            encoding="utf-8")
+                                            encoding="utf-8", chmod=LOG_FILE_MODE)
     handler.set_name(HANDLER_NAME)
     handler.addFilter(JobFilter())
     handler.setFormatter(JobFormatter())
@@ -126,9 +136,12 @@ class JobLog:
 
     def __enter__(self) -> JobLog:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._handle = self.path.open("a", encoding="utf-8", errors="replace")
-            self.path.chmod(0o600)
+            private_log_folder(self.path.parent)
+            # 0600 from the start, whatever the folder's mode; never through a link
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW,
+                         LOG_FILE_MODE)
+            os.fchmod(fd, LOG_FILE_MODE)  # an older log, made with the umask
+            self._handle = os.fdopen(fd, "a", encoding="utf-8", errors="replace")
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hubtasks.model import HubtasksError, Job, JobResult, Plan
-from hubtasks.options import RunOptions
+from hubtasks.options import Limits, RunOptions
 from hubtasks.output.github import (
     plan_markdown,
     plan_outputs,
@@ -49,13 +49,13 @@ def show_plan(plan: Plan, fmt: str, env: Mapping[str, str]) -> None:
 
 
 def show_filter(kept: Sequence[Job], dropped: Sequence[JobResult], fmt: str,
-                env: Mapping[str, str]) -> None:
+                env: Mapping[str, str], limits: Limits) -> None:
     """Each dropped prod job with its reason, the counts, and (github) the prod matrix."""
     for result in dropped:
         print(f"dropped prod:{result.cluster}/{result.hub}: {result.reason}")
     print(f"{len(kept)} prod job(s) kept, {len(dropped)} dropped")
     if fmt == "github":
-        for line in publish_outputs(prod_outputs(kept), env):
+        for line in publish_outputs(prod_outputs(kept, limits), env):
             print(line)
 
 

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from hubtasks.config.model import RepoConfig
-from hubtasks.helm import parse_description
+from hubtasks.helm import (
+    DEPLOYED,
+    FAILED,
+    PENDING,
+    UNINSTALLED,
+    UNINSTALLING,
+    parse_description,
+)
 from hubtasks.model import Job, Orphan, Plan
 from hubtasks.planning.planner import Key, PlanRequest, build_plan, canary
-
-PENDING_PREFIX = "pending-"
 
 
 class State(enum.StrEnum):
@@ -89,16 +94,16 @@ def repo_releases(config: RepoConfig) -> list[Job]:
 
 def judge(digest: str, seen: Observed) -> State:
     """The state of a repo release found on its cluster."""
-    if seen.status.startswith(PENDING_PREFIX) or seen.status == "uninstalling":
+    if seen.status in PENDING or seen.status == UNINSTALLING:
         return State.PENDING
-    if seen.status == "failed":
+    if seen.status == FAILED:
         return State.FAILED
-    if seen.status == "uninstalled":
+    if seen.status == UNINSTALLED:
         return State.MISSING
     marker = parse_description(seen.description)
     if marker is None:
         return State.CHANGED_OUTSIDE
-    return State.UP_TO_DATE if marker.digest == digest and seen.status == "deployed" \
+    return State.UP_TO_DATE if marker.digest == digest and seen.status == DEPLOYED \
         else State.CHANGED
 
 
