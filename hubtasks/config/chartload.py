@@ -22,6 +22,7 @@ from hubtasks.config.charts import (
 from hubtasks.config.jsonnet import is_jsonnet, source_file
 from hubtasks.config.jsonnetdeps import jsonnet_imports, repo_imports
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
+from hubtasks.config.paths import ESCAPES, MISSING, FsCache, dir_entries, link_chain, repo_path
 from hubtasks.config.yamlfiles import ConfigError, read_yaml
 
 ChartProblems = dict[str, list[str]]  # chart folder -> the problems it owns
@@ -80,15 +81,65 @@ def chart_graph_problems(root: Path, charts: Mapping[str, Chart]) -> ChartProble
 
 
 def missing_chart_values(root: Path, settings: Settings) -> ChartProblems:
-    """chart_values files that do not exist (named by their hubtasks.yaml key), by chart."""
+    """chart_values files that do not exist, or that a symlink takes out of the repository
+    (named by their hubtasks.yaml key), by chart. A symlink to elsewhere in the repository
+    is allowed, as for values files: the file it reaches is an input (chart_links)."""
     out: ChartProblems = {}
+    fs = FsCache(root)
     for chart, rels in settings.chart_values.items():
         folder = settings.chart_folder(chart)
         for rel in rels:
-            if not (root / folder / rel).is_file():
+            _, state = fs.check(folder, rel, repo_path)
+            what = "escapes the repository (a symlink)" if state == ESCAPES else \
+                "does not exist" if state == MISSING else None
+            if what:
                 out.setdefault(folder, []).append(
-                    f"{SETTINGS_FILE}: chart_values.{chart}: {folder}/{rel} does not exist")
+                    f"{SETTINGS_FILE}: chart_values.{chart}: {folder}/{rel} {what}")
     return out
+
+
+def chart_links(root: Path, folders: Iterable[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """Each symlink inside each chart folder, with the repo paths it reaches: helm's loader
+    follows links (a template linked from a shared folder, a linked folder of templates, a
+    chart_values document kept elsewhere), and git names only the target on an edit.
+
+    A file link reaches what paths.FsCache notes for a symlinked values file (the file, each
+    link of a chain); a folder link, the folder (any file under it is an input) and each
+    link of its chain. Only folders are listed (no file is stat-ed; a repo without links
+    costs one listing per chart folder), and only a link is resolved.
+    """
+    fs = FsCache(root)
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for folder in folders:
+        found: list[tuple[str, str]] = []
+        for rel, is_dir in _symlinks(fs.base, folder):
+            if is_dir:
+                real = os.path.realpath(os.path.join(fs.base, rel))
+                target = Path(os.path.relpath(real, fs.base)).as_posix()
+                hops = [hop for hop in link_chain(fs.base, rel)[:-1] if not hop.startswith("..")]
+                if not target.startswith(".."):
+                    found += [(rel, t) for t in dict.fromkeys((target, *hops))]
+                continue
+            parent, name = posixpath.split(rel)
+            fs.check(parent, name, repo_path)  # notes the link's targets
+            found += [(rel, target) for target in fs.link_targets.get(rel, ())]
+        if found:
+            out[folder] = tuple(found)
+    return out
+
+
+def _symlinks(base: str, folder: str) -> Iterable[tuple[str, bool]]:
+    """(repo path, whether it reaches a folder) of each symlink under `folder`, without
+    following folder links."""
+    pending = [folder]
+    while pending:
+        rel = pending.pop()
+        for entry in dir_entries(os.path.join(base, rel)):
+            path = f"{rel}/{entry.name}"
+            if entry.is_symlink():
+                yield path, entry.is_dir()
+            elif entry.is_dir():
+                pending.append(path)
 
 
 def chart_document_imports(config: RepoConfig) -> dict[str, tuple[str, ...]]:

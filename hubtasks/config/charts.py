@@ -15,7 +15,9 @@ from typing import Any
 
 CHART_FILE = "Chart.yaml"
 FILE_SCHEME = "file://"
-BUILD_ARTIFACTS = ("charts", "Chart.lock")  # written by `helm dependency build`
+LOCK_FILE = "Chart.lock"
+BUILD_ARTIFACTS = ("charts", LOCK_FILE)  # written by `helm dependency build`
+IN_PLACE, COPIED, REPLACED = "", "copied", "replaced"  # how a release uses a chart folder
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +177,44 @@ def find_cycle(charts: Mapping[str, Chart]) -> list[str] | None:
         if cycle:
             return cycle
     return None
+
+
+def is_build_output(rel: str) -> bool:
+    """Whether a chart folder's file (`rel`, relative to it) is where `helm dependency build`
+    writes: `Chart.lock` or under `charts/`. Such a file is an input only when git tracks it."""
+    return rel == LOCK_FILE or rel.startswith("charts/")
+
+
+def reaches_helm(rel: str, chart: Chart | None, use: str = IN_PLACE) -> bool:
+    """Whether a chart folder's file (`rel`, relative to it) is part of what helm renders.
+
+    `use` is how the release uses the folder: IN_PLACE (built where it is), COPIED (a
+    chart_override's private copy, made without build output) or REPLACED (a copy whose
+    Chart.yaml the override replaces). Built in place, a tracked Chart.lock pins what the
+    build fetches; an archive `charts/x.tgz` is rebuilt or deleted by `helm dependency build`
+    when the chart has dependencies, and rendered as it is when it has none (no build runs).
+    """
+    if use == REPLACED and rel in (CHART_FILE, LOCK_FILE):
+        return False
+    if not is_build_output(rel) or rel == LOCK_FILE:
+        return not (use and rel == LOCK_FILE)
+    if use:
+        return False
+    name = rel[len("charts/"):]
+    archive = "/" not in name and name.endswith(".tgz")
+    return not (archive and chart is not None and chart.has_deps)
+
+
+def folder_uses(folders: Sequence[str], override: bool,
+                replaced: str | None) -> dict[str, str]:
+    """How a release uses each folder of its chart closure (see `reaches_helm`): with a
+    chart_override, the folder it replaces (default the top one) and the top one are copies
+    (deploying/overrides.py)."""
+    uses = dict.fromkeys(folders, IN_PLACE)
+    if override:
+        uses[folders[0]] = COPIED
+        uses[replaced or folders[0]] = REPLACED
+    return uses
 
 
 def outside_folders(paths: Iterable[str], folders: Iterable[str]) -> list[str]:

@@ -18,6 +18,7 @@ from hubtasks.config.before import before_from_doc
 from hubtasks.config.chartload import (
     ChartProblems,
     chart_document_imports,
+    chart_links,
     load_charts,
     missing_chart_values,
 )
@@ -87,7 +88,8 @@ def settings_from_doc(doc: Any, rel: str) -> Settings:
     values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in doc.items()}
     values["health_check"] = health
     values["before"] = before
-    values["chart_values"] = {k: tuple(v) for k, v in (doc.get("chart_values") or {}).items()}
+    values["chart_values"] = {k: tuple(map(posixpath.normpath, v))  # one spelling a file
+                              for k, v in (doc.get("chart_values") or {}).items()}
     for key in ("clusters_dir", "charts_dir"):
         if key in values:
             values[key] = posixpath.normpath(values[key])
@@ -233,7 +235,8 @@ class _ClusterLoader:
                    domain_override_file=domain_file, display_name=entry.get("display_name", ""),
                    override_deps=deps, override_chart=replaced, entry=original,
                    jsonnet_imports=jsonnet_imports(self.root, values, self.imports),
-                   linked_values=self.check.links(values))
+                   linked_values=self.check.links(values),
+                   linked_files=self.check.links(tuple(filter(None, (override, domain_file)))))
 
     def problems_of_charts(self, folder: str, deps: tuple[str, ...] | None = None,
                            replaced: str | None = None) -> list[str]:
@@ -383,7 +386,8 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
         config, problems = _load(root, settings, names, tolerant=tolerant, also=extra)
     if problems and not tolerant:
         raise ConfigError(dict.fromkeys(problems))  # a chart's problems once, not per release
-    return replace(config, chart_imports=chart_document_imports(config))
+    return replace(config, chart_imports=chart_document_imports(config),
+                   chart_links=chart_links(root, [*config.charts, *config.chart_problems]))
 
 
 def _load(root: Path, settings: Settings, names: Sequence[str], *, tolerant: bool,

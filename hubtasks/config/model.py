@@ -71,6 +71,8 @@ class Hub:
     override_chart: str | None = None  # folder of the chart whose Chart.yaml the override replaces
     jsonnet_imports: tuple[str, ...] = ()  # files its jsonnet values files import (inputs)
     linked_values: tuple[tuple[str, str], ...] = ()  # (values file, file it links to) (inputs)
+    # (chart_override or domain_override_file, file it links to) (inputs, as linked_values)
+    linked_files: tuple[tuple[str, str], ...] = ()
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -123,6 +125,9 @@ class RepoConfig:
     # chart name -> files its own jsonnet documents import: inputs of its releases, like
     # its folder (most are inside it; one outside is an input only through this)
     chart_imports: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # chart folder -> (symlink inside it, repo file or folder it reaches): inputs of the
+    # releases rendering from the folder (helm's loader follows links; git names the target)
+    chart_links: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def cluster(self, name: str) -> Cluster:
         try:
@@ -145,10 +150,14 @@ class RepoConfig:
         the chart folder has one (2i2c's convention); else none.
         """
         folder = self.settings.chart_folder(chart)
-        if chart in self.settings.chart_values:
-            return tuple(f"{folder}/{rel}" for rel in self.settings.chart_values[chart])
-        default = f"{folder}/{DEFAULT_CHART_VALUES}"
-        return (default,) if (self.root / default).is_file() else ()
+        names = self.settings.chart_values.get(chart)
+        return tuple(f"{folder}/{rel}" for rel in (
+            self.default_chart_values(chart) if names is None else names))
+
+    def default_chart_values(self, chart: str) -> tuple[str, ...]:
+        """A chart's own documents when hubtasks.yaml names none (relative to its folder)."""
+        default = f"{self.settings.chart_folder(chart)}/{DEFAULT_CHART_VALUES}"
+        return (DEFAULT_CHART_VALUES,) if (self.root / default).is_file() else ()
 
     def release_chart(self, cluster: str, hub: str | None) -> str:
         """The chart (name) of a release: the hub's helm_chart, or the support chart."""

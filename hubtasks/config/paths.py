@@ -187,3 +187,12 @@ class FileChecker:
             os.path.join(self.fs.base, path)) else "does not exist"
         self.problems.append(f"{self.rel}: {key}: file {path} {what}")
         return path if self.keep_missing else None
+
+
+def dir_entries(folder: str) -> list[os.DirEntry[str]]:
+    """The entries of a folder (one `scandir`); none when it can't be listed."""
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError:
+        return []

@@ -161,12 +161,21 @@ def with_schemas(config: RepoConfig, charts: dict[JobKey, Path], errors: dict[Jo
                  copies: SchemaCopies) -> None:
     """Swap each chart for its copy with `values.schema.json` when it ships only the YAML."""
     for key, chart_dir in list(charts.items()):
-        shown = chart_dir.relative_to(config.root).as_posix() \
-            if chart_dir.is_relative_to(config.root) else str(chart_dir)
         try:
+            shown = _chart_shown(config, key, chart_dir)
             charts[key] = copies.chart(chart_dir, shown=shown)
         except HubtasksError as err:
             errors[key] = f"chart not prepared: {err}"
+
+
+def _chart_shown(config: RepoConfig, key: JobKey, chart_dir: Path) -> str:
+    """How errors name a job's chart: its repo folder (the run deploys a built copy of it),
+    or, for a chart_override's private copy, the copy's path."""
+    hub = config.cluster(key.cluster).hub(key.hub) if key.hub else None
+    if hub is None or not hub.chart_override:
+        return config.settings.chart_folder(config.release_chart(key.cluster, key.hub))
+    return chart_dir.relative_to(config.root).as_posix() \
+        if chart_dir.is_relative_to(config.root) else str(chart_dir)
 
 
 def _check_all(config: RepoConfig, releases: Sequence[Job], *, helm: HelmInfo,

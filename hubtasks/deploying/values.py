@@ -10,15 +10,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from hubtasks.config.charts import BUILD_ARTIFACTS, outside_folders
+from hubtasks.config.charts import (
+    BUILD_ARTIFACTS,
+    folder_uses,
+    is_build_output,
+    outside_folders,
+    reaches_helm,
+)
 from hubtasks.config.model import RepoConfig
+from hubtasks.config.paths import dir_entries
 from hubtasks.deploying.documents import release_documents
 from hubtasks.model import Job
-from hubtasks.planning.semantics import connection_view, hub_view
+from hubtasks.planning.git import tracked_files
+from hubtasks.planning.semantics import connection_view, hub_view, support_view
 from hubtasks.secrets import Redactor, is_secret_path, is_sops_encrypted
 
 DIGEST_CHARS = 16
@@ -34,15 +43,47 @@ def _file_digest(root: Path, rel: str, digest: Any) -> None:
     digest.update(b"\0")
 
 
-def _folder_files(root: Path, folder: str) -> list[str]:
-    """A chart folder's source files (repo-relative), without `helm dependency build` output."""
-    base = root / folder
-    out = []
-    for path in sorted(base.rglob("*")):
-        rel = path.relative_to(base)
-        if path.is_file() and rel.parts[0] not in BUILD_ARTIFACTS:
-            out.append(f"{folder}/{rel.as_posix()}")
-    return out
+def _files_under(base: str, rel: str, seen: set[str], out: list[str]) -> None:
+    """The files under `base`/`rel` (relative to `base`), following symlinks as helm's
+    loader does (a linked folder of templates is rendered), each real folder once."""
+    for entry in dir_entries(os.path.join(base, rel)):
+        path = f"{rel}/{entry.name}" if rel else entry.name
+        if entry.is_dir():
+            real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
+            if real not in seen:
+                seen.add(real)
+                _files_under(base, path, seen, out)
+        elif entry.is_file():
+            out.append(path)
+
+
+def _folder_files(config: RepoConfig, folder: str, use: str) -> list[str]:
+    """A chart folder's files that reach helm (repo-relative; charts.reaches_helm), in the
+    order Path.rglob sorted them before links were followed (digests stay as they were).
+    Build output (Chart.lock, charts/) counts only when git tracks it: the checkout holds
+    what `helm dependency build` wrote besides."""
+    base = os.path.realpath(config.root / folder)
+    found: list[str] = []
+    _files_under(base, "", {base}, found)
+    chart = config.charts.get(folder)
+    tracked = _tracked_build_output(config)
+    out = [rel for rel in found if reaches_helm(rel, chart, use)
+           and (not is_build_output(rel) or f"{folder}/{rel}" in tracked)]
+    return [f"{folder}/{rel}" for rel in sorted(out, key=lambda rel: rel.split("/"))]
+
+
+_TRACKED: list[tuple[RepoConfig, frozenset[str]]] = []  # the last config's (one git call)
+
+
+def _tracked_build_output(config: RepoConfig) -> frozenset[str]:
+    """The Chart.lock files and files under charts/ of every chart folder that git tracks
+    (none outside a git checkout), asked once per loaded config."""
+    if _TRACKED and _TRACKED[0][0] is config:
+        return _TRACKED[0][1]
+    specs = [f"{folder}/{name}" for folder in config.charts for name in BUILD_ARTIFACTS]
+    found = tracked_files(config.root, specs)
+    _TRACKED[:] = [(config, found)]
+    return found
 
 
 def release_digest(config: RepoConfig, job: Job) -> str:
@@ -53,15 +94,16 @@ def release_digest(config: RepoConfig, job: Job) -> str:
     files: list[str] = list(config.release_documents(job.cluster, job.hub))
     deps: tuple[str, ...] | None = None
     replaced: str | None = None
+    override = False
     if job.hub is None:
-        entry = [entry, cluster.doc.get("support")]
+        entry = [entry, support_view(cluster.doc.get("support"))]
         files += cluster.support.jsonnet_imports if cluster.support else ()
     else:
         hub = cluster.hub(job.hub)
         files += filter(None, [hub.chart_override, hub.domain_override_file])
         files += hub.jsonnet_imports
         entry, deps = [entry, hub_view(hub.entry)], hub.override_deps
-        replaced = hub.override_chart
+        replaced, override = hub.override_chart, hub.chart_override is not None
     # The jsonnet context's inputs: the prefix (the rest is in the entries and files).
     entry = [entry, config.settings.jsonnet_ext_var_prefix]
     steps = config.settings.before.get(job.chart)
@@ -73,8 +115,8 @@ def release_digest(config: RepoConfig, job: Job) -> str:
                                                       ()), folders)
     for rel in files:
         _file_digest(config.root, rel, digest)
-    for folder in folders:
-        for rel in _folder_files(config.root, folder):
+    for folder, use in folder_uses(folders, override, replaced).items():
+        for rel in _folder_files(config, folder, use):
             _file_digest(config.root, rel, digest)
     return digest.hexdigest()[:DIGEST_CHARS]
 

@@ -70,9 +70,10 @@ def config_inputs(config: RepoConfig, paths: Sequence[str]) -> list[str]:
     if not paths:  # a clean checkout, nearly always: no walk over every release
         return []
     settings = config.settings
+    linked = {target for links in config.chart_links.values() for _, target in links}
     folders = (f"{settings.clusters_dir}/", f"{settings.charts_dir}/",
-               *(f"{folder}/" for folder in config.charts))
-    named = _named_files(config)
+               *(f"{folder}/" for folder in [*config.charts, *linked]))
+    named = _named_files(config) | linked
     return [p for p in paths if p == SETTINGS_FILE or p.startswith(folders) or p in named]
 
 
@@ -85,6 +86,7 @@ def _named_files(config: RepoConfig) -> set[str]:
                      (target for _, target in release.linked_values))
         if hub is not None:
             found.update(p for p in (hub.chart_override, hub.domain_override_file) if p)
+            found.update(target for _, target in hub.linked_files)
     return found
 
 

@@ -153,6 +153,19 @@ def changed_files(repo: Path, *, base: str, head: str = "HEAD",
                      head=None if worktree else head_sha)
 
 
+def tracked_files(repo: Path, pathspecs: Sequence[str]) -> frozenset[str]:
+    """The files under `pathspecs` that git tracks (repo-relative); none when `repo` is no
+    git checkout, or git is missing."""
+    if not pathspecs:
+        return frozenset()
+    try:
+        done = Git(repo).run("ls-files", "-z", "--", *pathspecs, check=False)
+    except HubtasksError:
+        return frozenset()
+    return frozenset(p for p in done.stdout.split("\0") if p) if done.returncode == 0 \
+        else frozenset()
+
+
 def base_texts(repo: Path, rev: str | None, paths: Sequence[str]) -> dict[str, str | None]:
     """The text of each path at `rev` (None where absent); empty when there's no rev."""
     if rev is None:

@@ -80,12 +80,17 @@ class _Checks:
         """Problems of a release's own changed documents (none read when none changed)."""
         found = self.changed_documents(release.values_files, release.jsonnet_imports, changed,
                                        release.linked_values)
-        if found is None:
-            return []
-        problems, rerender = found
-        if hub is not None and hub.domain_override_file in changed:
+        problems, rerender = found or ([], [])
+        if hub is not None and hub.domain_override_file and self._domain_changed(hub, changed):
             problems += _caught(partial(self.domain, hub))
         return problems + [p for rel in rerender for p in self.render(key, hub, rel)]
+
+    @staticmethod
+    def _domain_changed(hub: Hub, changed: set[str]) -> bool:
+        """Whether a hub's domain_override_file, or the file a symlink there reaches, changed."""
+        override = hub.domain_override_file
+        return override in changed or any(target in changed for path, target
+                                          in hub.linked_files if path == override)
 
     def domain(self, hub: Hub | None) -> str | None:
         """The hub's domain; an encrypted override stays unread (its entry's domain)."""
@@ -127,8 +132,11 @@ class _ChartDocuments:
     def _examine(self, chart: str) -> tuple[list[str], list[str]]:
         """(problems of the changed files, jsonnet documents to render) of a chart."""
         config = self.checks.config
-        found = self.checks.changed_documents(config.chart_values(chart),
-                                              config.chart_imports.get(chart, ()), self.changed)
+        docs = config.chart_values(chart)
+        linked = tuple(pair for pair in config.chart_links.get(
+            config.settings.chart_folder(chart), ()) if pair[0] in docs)
+        found = self.checks.changed_documents(docs, config.chart_imports.get(chart, ()),
+                                              self.changed, linked)
         return found or ([], [])
 
 
@@ -160,7 +168,7 @@ def _documents_settings_reach(config: RepoConfig, base: Settings) -> set[str]:
     settings_reasons says which keys changed): with a new jsonnet_ext_var_prefix every
     jsonnet one (the charts' and the releases'); with a chart's new chart_values, that
     chart's own."""
-    changed = settings_reasons(base, config.settings)
+    changed = settings_reasons(base, config.settings, config.default_chart_values)
     charts = {*(h.chart for h in config.hubs()), config.settings.support_chart}
     if changed.jsonnet:
         found = {rel for chart in charts for rel in config.chart_values(chart)}

@@ -12,12 +12,12 @@ from __future__ import annotations
 import posixpath
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
-from hubtasks.config.charts import CHART_FILE, outside_folders
+from hubtasks.config.charts import folder_uses, outside_folders, reaches_helm
 from hubtasks.config.jsonnet import is_jsonnet
 from hubtasks.config.model import CLUSTER_FILE, SETTINGS_FILE, Cluster, Hub, RepoConfig, Settings
 from hubtasks.model import Job, Plan, Removed, Stage, gc_paused
@@ -29,7 +29,6 @@ LABEL_SKIP_HUBS = "deployer:skip-deploy-hubs"
 LABEL_DEPLOY_HUBS = "deployer:deploy-hubs"
 LABEL_DEPLOY_SUPPORT = "deployer:deploy-support"
 KNOWN_LABELS = frozenset({LABEL_SKIP, LABEL_SKIP_HUBS, LABEL_DEPLOY_HUBS, LABEL_DEPLOY_SUPPORT})
-CHART_META_FILES = (CHART_FILE, "Chart.lock")
 Key = tuple[str, str | None]  # (cluster, hub or None for support)
 
 
@@ -77,12 +76,14 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 def chart_input_folders(config: RepoConfig) -> set[str]:
     """Every folder a release can render from: the charts, what their `file://` dependencies
-    and chart_overrides' point at, the hubs' and the support chart's (a broken chart's too)."""
+    and chart_overrides' point at, the hubs' and the support chart's (a broken chart's too),
+    and the folders symlinks inside a chart reach."""
     charts = {h.chart for h in config.hubs()}  # a few charts, thousands of hubs
     overrides = {h.override_deps for h in config.hubs() if h.override_deps}
     return {*config.charts, *(d for c in config.charts.values() for d in c.file_deps),
             *(d for deps in overrides for d in deps), *config.chart_problems,
-            *(config.settings.chart_folder(c) for c in {*charts, config.settings.support_chart})}
+            *(config.settings.chart_folder(c) for c in {*charts, config.settings.support_chart}),
+            *(target for links in config.chart_links.values() for _, target in links)}
 
 
 class ChangeIndex:
@@ -101,20 +102,21 @@ class ChangeIndex:
                 folder = "/".join(parts[:depth])
                 if folder in folders:
                     self.by_folder[folder].append(path)
-        self._chart_reasons: dict[tuple[str, bool], str | None] = {}
+        self._chart_reasons: dict[tuple[str, str], str | None] = {}
+        self.charts = config.charts
 
     def describe(self, path: str) -> str | None:
         change = self.by_path.get(path)
         return change.describe(path) if change else None
 
-    def chart_folder_reason(self, folder: str, *, skip_meta: bool) -> str | None:
-        """One reason summarising a chart folder's changed files (cached)."""
-        key = (folder, skip_meta)
+    def chart_folder_reason(self, folder: str, use: str) -> str | None:
+        """One reason summarising the changed files of a chart folder that reach helm when a
+        release uses the folder so (charts.reaches_helm; cached)."""
+        key = (folder, use)
         if key not in self._chart_reasons:
-            paths = self.by_folder.get(folder, [])
-            if skip_meta:
-                meta = {f"{folder}/{name}" for name in CHART_META_FILES}
-                paths = [p for p in paths if p not in meta]
+            chart, cut = self.charts.get(folder), len(folder) + 1
+            paths = [p for p in self.by_folder.get(folder, [])
+                     if reaches_helm(p[cut:], chart, use)]
             described = [self.by_path[p].describe(p).replace(f"{folder}/", "") for p in paths]
             label = f"chart {posixpath.basename(folder)}"
             self._chart_reasons[key] = summarize(label, described) if paths else None
@@ -142,14 +144,18 @@ class SettingsReasons:
     new_documents: frozenset[str] = frozenset()  # charts whose own documents changed
 
 
-def settings_reasons(base: Settings | None, head: Settings) -> SettingsReasons:
+def settings_reasons(base: Settings | None, head: Settings,
+                     default: Callable[[str], tuple[str, ...]] = lambda chart: ()
+                     ) -> SettingsReasons:
     """What an edit of hubtasks.yaml changes for the releases.
 
     `charts_dir` moves every chart; `support_chart` swaps the support releases' chart;
     `jsonnet_ext_var_prefix` renames the variables every jsonnet document reads;
-    `chart_values.X` changes chart X's own documents, `before.X` what runs before each of its
-    releases. The other keys (globs, exclusions, kubeconfig_dir, health_check) change how we
-    plan, connect or check, not what is deployed.
+    `chart_values.X` changes chart X's own documents (compared as the documents they mean:
+    `default` gives a chart's when the key names none, so naming the default changes
+    nothing), `before.X` what runs before each of its releases. The other keys (globs,
+    exclusions, kubeconfig_dir, health_check) change how we plan, connect or check, not what
+    is deployed.
     """
     if base is None:
         return SettingsReasons()
@@ -159,15 +165,25 @@ def settings_reasons(base: Settings | None, head: Settings) -> SettingsReasons:
         if base.support_chart != head.support_chart else ()
     jsonnet = (f"{SETTINGS_FILE}: jsonnet_ext_var_prefix changed",) \
         if base.jsonnet_ext_var_prefix != head.jsonnet_ext_var_prefix else ()
+    views: dict[str, Callable[[Settings, str], Any]] = {
+        "chart_values": lambda s, chart: _chart_values_view(s, chart, default),
+        "before": lambda s, chart: s.before.get(chart)}
     changed = {key: {chart for chart in {*getattr(base, key), *getattr(head, key)}
-                     if getattr(base, key).get(chart) != getattr(head, key).get(chart)}
-               for key in ("chart_values", "before")}
+                     if view(base, chart) != view(head, chart)}
+               for key, view in views.items()}
     by_chart: dict[str, tuple[str, ...]] = {}
     for key, charts in changed.items():
         for chart in sorted(charts):
             by_chart[chart] = (*by_chart.get(chart, ()), f"{SETTINGS_FILE}: {key}.{chart} changed")
     return SettingsReasons(hubs=every, support=(*every, *support), jsonnet=jsonnet,
                            by_chart=by_chart, new_documents=frozenset(changed["chart_values"]))
+
+
+def _chart_values_view(settings: Settings, chart: str,
+                       default: Callable[[str], tuple[str, ...]]) -> tuple[str, ...]:
+    """The documents a chart's chart_values means (loading spells each one way)."""
+    names = settings.chart_values.get(chart)
+    return default(chart) if names is None else names
 
 
 # ---------------------------------------------------------------------------- release inputs
@@ -191,7 +207,8 @@ class _Planner:
                                      LABEL_DEPLOY_HUBS)
         self.all_support = self._global(self.settings.deploy_all_support_on,
                                         "deploy_all_support_on", LABEL_DEPLOY_SUPPORT)
-        self.by_settings = settings_reasons(request.base_settings, self.settings)
+        self.by_settings = settings_reasons(request.base_settings, self.settings,
+                                            config.default_chart_values)
         self.all_hubs += self.by_settings.hubs
         self.all_support += self.by_settings.support
 
@@ -212,13 +229,14 @@ class _Planner:
                 out.append(f"{what} {described}")
         return out
 
-    def links(self, linked: Iterable[tuple[str, str]]) -> list[str]:
-        """Reasons from the files symlinked values files reach (git names only those)."""
+    def links(self, linked: Iterable[tuple[str, str]], what: str = "values") -> list[str]:
+        """Reasons from the files symlinked values files (or other files of a release) reach
+        (git names only those)."""
         out = []
         for path, target in linked:
             described = self.index.describe(target)
             if described:
-                out.append(f"values {path} -> {described}")
+                out.append(f"{what} {path} -> {described}")
         return out
 
     def chart(self, hub_or_chart: Hub | str) -> list[str]:
@@ -237,16 +255,37 @@ class _Planner:
                replaced: str | None) -> list[str]:
         """A chart_override's target keeps its templates/values but not its Chart.yaml."""
         folders = self.config.chart_closure(chart, deps, replaced)
-        replaced = replaced or folders[0]
-        found = [self.index.chart_folder_reason(f, skip_meta=override is not None
-                                                and f == replaced)
-                 for f in folders]
+        uses = folder_uses(folders, override is not None, replaced)
+        found = [self.index.chart_folder_reason(f, use) for f, use in uses.items()]
         reasons = [r for r in found if r]
+        if self.config.chart_links:
+            reasons += self.chart_links(uses)
         outside = outside_folders(self.config.chart_imports.get(chart, ()), folders)
         reasons += self.files(outside, f"chart {chart} jsonnet import")
         if override:
             reasons += self.files([override], "chart_override")
         return reasons
+
+    def chart_links(self, uses: Mapping[str, str]) -> list[str]:
+        """Reasons from what symlinks inside a chart's folders reach outside them: a file
+        (git names it) or a folder (git names the files under it)."""
+        out = []
+        for folder, use in uses.items():
+            chart, cut = self.config.charts.get(folder), len(folder) + 1
+            name = posixpath.basename(folder)
+            for link, target in self.config.chart_links.get(folder, ()):
+                if not reaches_helm(link[cut:], chart, use) or not outside_folders([target],
+                                                                                   uses):
+                    continue
+                described = self.index.describe(target)
+                if described:
+                    out.append(f"chart {name} {link[cut:]} -> {described}")
+                changed = self.index.by_folder.get(target)
+                if changed:
+                    out.append(summarize(f"chart {name} {link[cut:]} -> {target}",
+                                         [self.index.by_path[p].describe(p).replace(
+                                             f"{target}/", "") for p in changed]))
+        return out
 
     def cluster(self, cluster: Cluster) -> None:
         base_doc = self.request.base_docs.get(cluster.name, cluster.doc)
@@ -305,6 +344,9 @@ class _Planner:
             found += self.links(hub.linked_values)
         if hub.domain_override_file:
             found += self.files([hub.domain_override_file], "domain_override_file")
+        for path, target in hub.linked_files:
+            what = "chart_override" if path == hub.chart_override else "domain_override_file"
+            found += self.links([(path, target)], what)
         return found
 
     def removed_clusters(self) -> None:

@@ -70,7 +70,7 @@ def paths_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _support_view(support: Any) -> Any:
+def support_view(support: Any) -> Any:
     return paths_view(support) if isinstance(support, Mapping) else support
 
 
@@ -140,7 +140,7 @@ def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
     if old_support is None and new_support is not None:
         support = ("new support release",)
     elif old_support != new_support:
-        keys = diff_keys(_support_view(old_support), _support_view(new_support))
+        keys = diff_keys(support_view(old_support), support_view(new_support))
         support = (summarize(f"{rel}: support changed", keys),) if keys else ()
     old_hubs = hub_entries(base_doc)
     hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
