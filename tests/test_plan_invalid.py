@@ -142,6 +142,35 @@ def test_malformed_optional_key_is_shed_but_a_required_one_breaks_the_cluster(
         "type 'array'" in notes
 
 
+def test_a_bad_item_of_a_hubs_values_list_marks_only_that_hub(tmp_path: Path) -> None:
+    """An empty name in the (required) helm_chart_values_files list is the hub's own
+    problem: the hub loads without that item, is planned (its entry changed) and invalid."""
+    def edit(doc: dict[str, Any]) -> None:
+        doc["hubs"][2]["helm_chart_values_files"].insert(0, "")  # alpha/prod1
+    repo = edited_cluster(tmp_path, "alpha", edit)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    assert jobs["alpha/prod1"].invalid == (
+        f"{C}/alpha/cluster.yaml: hubs[2](name=prod1).helm_chart_values_files[0]: '' should "
+        "be non-empty",)
+    assert not any(j.invalid for k, j in jobs.items() if k != "alpha/prod1")
+    assert not plan.notes
+
+
+def test_a_copied_hub_entry_plans_its_hub_marked_with_the_duplicate(tmp_path: Path) -> None:
+    """Two entries of one name: the name-keyed view sees no change (the copy is identical),
+    so the count is compared too; the duplicate marks every release of the cluster."""
+    def edit(doc: dict[str, Any]) -> None:
+        doc["hubs"].append(copy.deepcopy(doc["hubs"][2]))  # alpha/prod1 twice
+    repo = edited_cluster(tmp_path, "alpha", edit)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    assert f"{C}/alpha/cluster.yaml: hubs[prod1] named 2 times" in jobs["alpha/prod1"].reasons
+    duplicate = f"{C}/alpha/cluster.yaml: hubs[4](name=prod1): duplicate hub name 'prod1'"
+    assert all(j.invalid == (duplicate,) for j in jobs.values()), jobs
+    assert len([j for j in plan.jobs if j.release == "prod1"]) == 1
+
+
 def test_check_config_still_rejects_an_unknown_hub_key(tmp_path: Path) -> None:
     repo = edited_cluster(tmp_path, "beta", lambda doc: doc["hubs"][1].update(colour="red"))
     check = hubtasks(repo.root, "check-config")

@@ -202,16 +202,18 @@ class _ClusterLoader:
             hub = self.hub(entry, where, drop)
             if common or len(self.problems) > mark:
                 self.invalid[(self.name, entry["name"])] = (*common, *self.problems[mark:])
-            if entry["name"] in seen:
+            if entry["name"] in seen:  # the first entry is the hub; the problem marks all
                 self.problems.append(f"{self.rel}: {where}: duplicate hub name {entry['name']!r}")
+                continue
             seen.add(entry["name"])
             if hub is not None:
                 hubs.append(hub)
         return tuple(hubs)
 
     def hub(self, original: dict[str, Any], where: str, drop: set[Any]) -> Hub | None:
-        """A hub from its entry, without the keys `drop` names (they failed the schema)."""
-        entry = {k: v for k, v in original.items() if k not in drop} if drop else original
+        """A hub from its entry, without the keys `drop` names, nor the (key, index) items of
+        its lists (they failed the schema)."""
+        entry = _without(original, drop) if drop else original
         name = entry["name"]
         problem = release_name_problem(name)
         if problem:
@@ -281,13 +283,22 @@ class _ClusterLoader:
         return self.check.file(self.folder, entry[key], f"{where}.{key}", join=join)
 
 
+def _without(entry: Mapping[str, Any], drop: set[Any]) -> dict[str, Any]:
+    """`entry` without the keys and the (key, index) list items of `drop`."""
+    items = {item for item in drop if isinstance(item, tuple)}
+    return {key: [v for i, v in enumerate(value) if (key, i) not in items]
+            if isinstance(value, list) and any(k == key for k, _ in items) else value
+            for key, value in entry.items() if key not in drop}
+
+
 def shed_hub_errors(doc: Mapping[str, Any], errors: Sequence[SchemaError]
                     ) -> tuple[list[SchemaError], dict[int, tuple[list[SchemaError], set[Any]]]]:
     """Split schema errors into the cluster's and those a hub entry can shed.
 
-    A hub entry with an unknown key or a malformed optional one is still a hub: it loads
-    without the offending keys and is marked invalid, so the cluster's other releases plan
-    and deploy. Any other error (a required key missing or malformed, a problem outside
+    A hub entry with an unknown key, a malformed optional one, or a malformed item of a
+    required list (an empty values file name) is still a hub: it loads without the
+    offending keys or items and is marked invalid, so the cluster's other releases plan and
+    deploy. Any other error (a required key missing or malformed, a problem outside
     the hubs) leaves the whole cluster.yaml unusable. Returns (the cluster's errors,
     hub index -> (its errors, keys to drop)).
     """
@@ -309,6 +320,9 @@ def shed_hub_errors(doc: Mapping[str, Any], errors: Sequence[SchemaError]
                 drop = set(entry) - known
             elif len(path) > 2 and path[2] not in required:
                 drop = {path[2]}
+            elif len(path) > 3 and isinstance(path[3], int) and \
+                    isinstance(entry.get(path[2]), list):
+                drop = {(path[2], path[3])}  # one bad item of a required list (`""`)
         if not drop or not isinstance(index, int):
             cluster_wide.append(error)
             continue

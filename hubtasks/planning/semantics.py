@@ -9,6 +9,7 @@ purely descriptive keys (`display_name`, `uptime_check`, `metadata`, `provider_u
 from __future__ import annotations
 
 import posixpath
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -144,10 +145,27 @@ def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
         support = (summarize(f"{rel}: support changed", keys),) if keys else ()
     old_hubs = hub_entries(base_doc)
     hubs = {h.name: _hub_diff(rel, h, old_hubs.get(h.name)) for h in cluster.hubs}
+    for name, reason in _renamed_twice(rel, base_doc, cluster.doc).items():
+        hubs[name] = (*hubs.get(name, ()), reason)
     removed = tuple(sorted(set(old_hubs) - {h.name for h in cluster.hubs}))
     return ClusterDiff(all_releases=all_reasons, support=support,
                        hubs={k: v for k, v in hubs.items() if v}, removed_hubs=removed,
                        support_removed=old_support is not None and new_support is None)
+
+
+def _name_counts(doc: Any) -> Counter[str]:
+    hubs = doc.get("hubs") if isinstance(doc, Mapping) else None
+    return Counter(e["name"] for e in hubs if isinstance(e, dict)
+                   and isinstance(e.get("name"), str)) if isinstance(hubs, list) else Counter()
+
+
+def _renamed_twice(rel: str, base_doc: Any, doc: Any) -> dict[str, str]:
+    """Hubs whose name now appears more than once (or another number of times than at
+    base): a change of that hub, which the name-keyed view of the entries can't see (a
+    copied entry is identical), so the duplicate-name problem shows on a planned job."""
+    old, new = _name_counts(base_doc), _name_counts(doc)
+    return {name: f"{rel}: hubs[{name}] named {count} times"
+            for name, count in sorted(new.items()) if count > 1 and count != old[name]}
 
 
 def _hub_diff(rel: str, hub: Hub, old: Mapping[str, Any] | None) -> tuple[str, ...]:
