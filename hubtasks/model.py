@@ -109,6 +109,11 @@ class JobKey:
     def release(self) -> str:
         return self.hub if self.hub is not None else SUPPORT_RELEASE
 
+    @property
+    def namespace(self) -> str:
+        """The release's namespace: its own name (2i2c's layout: one namespace per hub)."""
+        return self.release
+
     def __str__(self) -> str:
         return f"{self.cluster}/{self.release}"
 
@@ -131,6 +136,10 @@ class Job:
     @property
     def release(self) -> str:
         return self.key.release
+
+    @property
+    def namespace(self) -> str:
+        return self.key.namespace
 
     @property
     def name(self) -> str:

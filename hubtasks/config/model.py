@@ -13,7 +13,7 @@ from typing import Any
 from hubtasks.config.before import BeforeStep
 from hubtasks.config.charts import Chart, chart_closure
 from hubtasks.config.health import HealthCheck
-from hubtasks.model import HubtasksError
+from hubtasks.model import HubtasksError, Stage
 
 SETTINGS_FILE = "hubtasks.yaml"
 CLUSTER_FILE = "cluster.yaml"
@@ -74,6 +74,11 @@ class Hub:
     # (chart_override or domain_override_file, file it links to) (inputs, as linked_values)
     linked_files: tuple[tuple[str, str], ...] = ()
     entry: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def stage(self) -> Stage:
+        """The stage it deploys in: staging (the canary) or prod."""
+        return Stage.STAGING if self.staging else Stage.PROD
 
 
 @dataclass(frozen=True, kw_only=True)

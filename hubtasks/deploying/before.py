@@ -46,7 +46,7 @@ class StepContext:
 def step_env(env: Mapping[str, str], job: Job, ctx: StepContext) -> dict[str, str]:
     """The step's environment: the run's, plus the release's names and kubeconfig."""
     names = {"HUBTASKS_CLUSTER": job.cluster, "HUBTASKS_HUB": job.hub or "",
-             "HUBTASKS_NAMESPACE": job.release, "HUBTASKS_RELEASE": job.release}
+             "HUBTASKS_NAMESPACE": job.namespace, "HUBTASKS_RELEASE": job.release}
     return step_command_env(env, names=names, kubeconfig=ctx.kubeconfig,
                             kube_context=ctx.kube_context)
 

@@ -83,7 +83,7 @@ def target_of(config: RepoConfig, job: Job, kubeconfig: Path | None, context: st
     override = hub.domain_override_file
     secret = bool(override) and needs_decrypting(config.root / str(override))
     return Target(cluster=job.cluster, hub=job.hub, domain=domain,
-                  namespace=job.release, kubeconfig=kubeconfig, kube_context=context,
+                  namespace=job.namespace, kubeconfig=kubeconfig, kube_context=context,
                   domain_secret=secret)
 
 

@@ -156,7 +156,7 @@ class HelmRunner:
         cluster = self.config.cluster(job.cluster)
         kubeconfig, context = (None, None) if self.options.dry_run else \
             self.credentials.for_cluster(cluster)
-        return ReleaseSpec(release=job.release, namespace=job.release,
+        return ReleaseSpec(release=job.release, namespace=job.namespace,
                            chart_dir=self.charts[job.key], values_files=tuple(values),
                            kubeconfig=kubeconfig, kube_context=context)
 

@@ -106,7 +106,7 @@ def manual_plan(config: RepoConfig, cluster: str, hub: str | None) -> Plan:
                   chart=config.settings.support_chart, reasons=("manual deploy",))
     else:
         entry = found.hub(hub)
-        job = Job(stage=Stage.STAGING if entry.staging else Stage.PROD, cluster=cluster,
+        job = Job(stage=entry.stage, cluster=cluster,
                   hub=hub, chart=entry.chart, reasons=("manual deploy",))
     return Plan(base=None, head=resolve_ref(config.root, "HEAD"), jobs=(job,),
                 plan_id=new_plan_id())

@@ -119,7 +119,7 @@ class _Checker:
     def _check(self, job: Job) -> list[ValidationResult]:
         with release_values(self.config, job, sops=self.sops,
                             env=self.env) as (values, redactor):
-            spec = ReleaseSpec(release=job.release, namespace=job.release,
+            spec = ReleaseSpec(release=job.release, namespace=job.namespace,
                                chart_dir=self.charts[job.key], values_files=values)
             argvs = {Check.LINT: lint_argv(self.helm, spec),
                      Check.TEMPLATE: template_argv(self.helm, spec)}

@@ -122,15 +122,15 @@ def cluster_states(cluster: str, expected: Sequence[Expected],
     """States of one cluster's releases; `observed` is the read error when it is a string."""
     if isinstance(observed, str):
         return [ReleaseState(cluster=cluster, hub=e.job.hub, release=e.job.release,
-                             namespace=e.job.release, state=State.UNREACHABLE,
+                             namespace=e.job.namespace, state=State.UNREACHABLE,
                              repo_digest=e.digest, reason=observed) for e in expected]
     found = {(o.release, o.namespace): o for o in observed}
     out = []
     for e in expected:
-        seen = found.pop((e.job.release, e.job.release), None)
+        seen = found.pop((e.job.release, e.job.namespace), None)
         if seen is None:
             out.append(ReleaseState(cluster=cluster, hub=e.job.hub, release=e.job.release,
-                                    namespace=e.job.release, state=State.MISSING,
+                                    namespace=e.job.namespace, state=State.MISSING,
                                     repo_digest=e.digest))
         else:
             out.append(_row(cluster, e.job.hub, seen, judge(e.digest, seen), e.digest))

@@ -307,7 +307,7 @@ class _Planner:
                                                       cluster.support.values_files)]
         for hub in cluster.hubs:
             key = (cluster.name, hub.name)
-            self.meta[key] = (Stage.STAGING if hub.staging else Stage.PROD, hub.chart)
+            self.meta[key] = (hub.stage, hub.chart)
             self.reasons[key] += [*common, *diff.hubs.get(hub.name, ()), *self.all_hubs,
                                   *self.hub_files(hub), *self.chart(hub),
                                   *self.from_settings(hub.chart, hub.values_files)]
