@@ -4,6 +4,8 @@ a deploy that would upgrade files the plan did not read is refused."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -134,3 +136,17 @@ def test_what_helm_dependency_build_writes_is_no_uncommitted_change(repo: GitRep
                 "helm-charts/daskhub/Chart.lock": "dependencies: []\n"})  # not ignored here
     _, plan = plan_repo(repo.root, PlanOptions(base="main"), deploying=True)
     assert "prod:alpha/prod1" in job_ids(plan) and not plan.notes
+
+
+def test_a_plan_never_writes_the_checkouts_index(repo: GitRepo) -> None:
+    """git status would refresh the index under .git/index.lock; a plan that ends early
+    (an error, Ctrl-C) killed it mid-write and left the lock for the user's next git."""
+    repo.write({f"{C}/alpha/prod1.values.yaml": "x: 2\n"})
+    repo.commit("change")
+    for path in (repo.root / C).rglob("*.yaml"):
+        os.utime(path)  # stat info out of date: a refreshing git status rewrites the index
+    index = repo.root / ".git/index"
+    before = index.stat().st_mtime_ns
+    time.sleep(0.05)
+    plan_repo(repo.root, PlanOptions(base="main"))
+    assert index.stat().st_mtime_ns == before

@@ -611,3 +611,55 @@ def test_an_edit_of_hubtasks_yaml_that_renders_nothing_differently_renders_nothi
     monkeypatch.setattr(RENDERER, "render", render)
     _, plan = plan_repo(repo.root, PlanOptions(base="main"))
     assert not plan.jobs and not renders
+
+
+def _relinked(tmp_path: Path, rel: str, *links: tuple[str, str]) -> GitRepo:
+    """A clone where `rel` is replaced by the symlinks `links` (path, target), committed."""
+    base = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    (repo.root / rel).unlink()
+    for path, target in links:
+        (repo.root / path).symlink_to(target)
+    repo.commit("relink")
+    return repo
+
+
+@pytest.mark.parametrize(("links", "said"), [
+    ([("prod1.values.yaml", "../../../../../../etc/hostname")], "escapes the repository"),
+    ([("prod1.values.yaml", "loop.yaml"), ("loop.yaml", "prod1.values.yaml")],
+     "is a loop of symlinks"),
+], ids=["escapes", "loop"])
+def test_a_values_file_become_a_bad_symlink_plans_its_hub_as_invalid(
+        tmp_path: Path, links: list[tuple[str, str]], said: str) -> None:
+    """It used to leave no trace (escape) or stop every cluster's plan (loop)."""
+    folder = f"{C}/alpha"
+    repo = _relinked(tmp_path, f"{folder}/prod1.values.yaml",
+                     *((f"{folder}/{path}", target) for path, target in links))
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    assert any(said in p for p in jobs["alpha/prod1"].invalid), jobs["alpha/prod1"]
+    assert not any(j.invalid for k, j in jobs.items() if k != "alpha/prod1")
+    assert not plan.notes
+
+
+def test_a_malformed_staging_flag_added_is_a_change_of_its_hub(tmp_path: Path) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["hubs"][2]["staging"] = "yes"  # alpha/prod1, which had no flag
+    repo = edited_cluster(tmp_path, "alpha", edit)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    jobs = {f"{j.cluster}/{j.release}": j for j in plan.jobs}
+    assert any("staging: 'yes' is not of type 'boolean'" in p
+               for p in jobs["alpha/prod1"].invalid)
+    assert jobs["alpha/prod1"].stage is Stage.PROD
+
+
+def test_a_cluster_name_that_no_longer_matches_its_folder_plans_every_release(
+        tmp_path: Path) -> None:
+    def edit(doc: dict[str, Any]) -> None:
+        doc["name"] = "alpha-2"
+    repo = edited_cluster(tmp_path, "alpha", edit)
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    alpha = [j for j in plan.jobs if j.cluster == "alpha"]
+    assert {j.release for j in alpha} == {"support", "staging", "dask-staging", "prod1", "prod2"}
+    assert all(f"{C}/alpha/cluster.yaml: name changed" in j.reasons for j in alpha)
+    assert all(any("does not match its folder" in p for p in j.invalid) for j in alpha)

@@ -120,3 +120,20 @@ def test_values_shows_every_secret_value_as_the_marker(
                  "MIIEvQ", "listed-secret", "42"):
         assert leak not in done.stdout + done.stderr, leak
     assert "displayName: Carpentries Workshops" in done.stdout
+
+
+@pytest.mark.parametrize(("text", "said"), [
+    (b"a: [\n", "sandbox.values.yaml:2:1: invalid YAML"),
+    (b"x: 1\nx: 2\n", "found duplicate key 'x'"),
+    (b'a: "\xff"\n', "sandbox.values.yaml: not valid UTF-8"),
+    (("a: " + "[" * 5000 + "]" * 5000 + "\n").encode(), "sandbox.values.yaml"),
+], ids=["syntax", "duplicate-key", "not-utf8", "deep"])
+def test_a_broken_values_file_is_a_clear_error(tmp_path: Path, text: bytes, said: str) -> None:
+    repo = tmp_path / "repo"
+    for name in ("config", "helm-charts"):
+        shutil.copytree(ROOT / name, repo / name, ignore=shutil.ignore_patterns("charts"))
+    shutil.copy2(ROOT / "hubtasks.yaml", repo / "hubtasks.yaml")
+    (repo / "config/clusters/edu-cloud/sandbox.values.yaml").write_bytes(text)
+    shown = hubtasks(repo, "values", "edu-cloud", "sandbox")
+    assert shown.returncode == 2, shown.stderr
+    assert said in shown.stderr and "Traceback" not in shown.stderr, shown.stderr

@@ -22,7 +22,16 @@ from hubtasks.config.charts import (
 from hubtasks.config.jsonnet import is_jsonnet, source_file
 from hubtasks.config.jsonnetdeps import jsonnet_imports, repo_imports
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
-from hubtasks.config.paths import ESCAPES, MISSING, FsCache, dir_entries, link_chain, repo_path
+from hubtasks.config.paths import (
+    ESCAPES,
+    LOOP,
+    MISSING,
+    FsCache,
+    dir_entries,
+    entry_is_dir,
+    link_chain,
+    repo_path,
+)
 from hubtasks.config.yamlfiles import ConfigError, read_yaml
 
 ChartProblems = dict[str, list[str]]  # chart folder -> the problems it owns
@@ -90,8 +99,8 @@ def missing_chart_values(root: Path, settings: Settings) -> ChartProblems:
         folder = settings.chart_folder(chart)
         for rel in rels:
             _, state = fs.check(folder, rel, repo_path)
-            what = "escapes the repository (a symlink)" if state == ESCAPES else \
-                "does not exist" if state == MISSING else None
+            what = {ESCAPES: "escapes the repository (a symlink)", MISSING: "does not exist",
+                    LOOP: "is a loop of symlinks"}.get(state)
             if what:
                 out.setdefault(folder, []).append(
                     f"{SETTINGS_FILE}: chart_values.{chart}: {folder}/{rel} {what}")
@@ -137,8 +146,8 @@ def _symlinks(base: str, folder: str) -> Iterable[tuple[str, bool]]:
         for entry in dir_entries(os.path.join(base, rel)):
             path = f"{rel}/{entry.name}"
             if entry.is_symlink():
-                yield path, entry.is_dir()
-            elif entry.is_dir():
+                yield path, entry_is_dir(entry)
+            elif entry_is_dir(entry):
                 pending.append(path)
 
 

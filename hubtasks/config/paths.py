@@ -8,7 +8,7 @@ import posixpath
 from collections.abc import Callable
 from pathlib import Path
 
-OK, ESCAPES, MISSING = "ok", "escapes", "missing"  # what FsCache.check finds
+OK, ESCAPES, MISSING, LOOP = "ok", "escapes", "missing", "loop"  # what FsCache.check finds
 _normpath = functools.lru_cache(maxsize=4096)(posixpath.normpath)  # folders repeat a lot
 
 
@@ -81,7 +81,9 @@ class FsCache:
             return path, ESCAPES
         if entry is None:
             self._note_missing(path)
-        if entry is None or not entry.is_file():
+        if entry is not None and entry_is_file(entry) is None:
+            return path, LOOP
+        if entry is None or not entry_is_file(entry):
             return path, MISSING
         return path, OK
 
@@ -182,9 +184,12 @@ class FileChecker:
     def _problem(self, path: str | None, state: str, value: str, key: str) -> str | None:
         if state == ESCAPES:
             self.problems.append(f"{self.rel}: {key}: {value!r} escapes the repository")
-            return None
-        what = "is a folder, not a file" if path is not None and os.path.isdir(
-            os.path.join(self.fs.base, path)) else "does not exist"
+            # a repo path that became a symlink leading out: planning keeps it, as a missing
+            # file's (what git names changed is that path); one written as ../.. has none
+            return path if self.keep_missing else None
+        what = "is a loop of symlinks" if state == LOOP else "is a folder, not a file" \
+            if path is not None and os.path.isdir(os.path.join(self.fs.base, path)) \
+            else "does not exist"
         self.problems.append(f"{self.rel}: {key}: file {path} {what}")
         return path if self.keep_missing else None
 
@@ -196,3 +201,19 @@ def dir_entries(folder: str) -> list[os.DirEntry[str]]:
             return list(it)
     except OSError:
         return []
+
+
+def entry_is_file(entry: os.DirEntry[str]) -> bool | None:
+    """Whether an entry is (or links to) a file; None for a loop of symlinks (ELOOP)."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return None
+
+
+def entry_is_dir(entry: os.DirEntry[str]) -> bool:
+    """Whether an entry is (or links to) a folder; False for a loop of symlinks."""
+    try:
+        return entry.is_dir()
+    except OSError:
+        return False

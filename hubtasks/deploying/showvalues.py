@@ -14,9 +14,10 @@ import yaml
 
 from hubtasks.binaries import find_sops
 from hubtasks.config.load import load_config
+from hubtasks.config.yamlfiles import ConfigError, parse_yaml
 from hubtasks.deploying.documents import ValuesDocument, release_documents
 from hubtasks.deploying.values import needs_sops
-from hubtasks.model import Job, Stage
+from hubtasks.model import HubtasksError, Job, Stage
 from hubtasks.secrets import redacted_leaves
 
 
@@ -37,6 +38,26 @@ def _shown(doc: ValuesDocument, value: Any) -> Any:
     return redacted_leaves(value) if doc.secret else value
 
 
+def _parsed(doc: ValuesDocument) -> Any:
+    """A document's value, read as the plan reads values files (a key named twice is an
+    error); a HubtasksError naming its source when it can't be read. A decrypted one's
+    YAML problem is not quoted (only where it is): it may show a value."""
+    try:
+        text = doc.path.read_text(encoding="utf-8")
+        return parse_yaml(text, doc.source)
+    except UnicodeDecodeError as err:
+        raise HubtasksError(f"{doc.source}: not valid UTF-8 (byte {err.start}): save it as "
+                            "UTF-8") from None
+    except RecursionError:
+        raise HubtasksError(f"{doc.source}: nested too deeply to read") from None
+    except ConfigError as err:
+        if not doc.secret:
+            raise
+        where = err.problems[0].split(": invalid YAML", 1)[0] if err.problems else doc.source
+        raise HubtasksError(f"{where}: invalid YAML (decrypted: the problem is not shown, it "
+                            "may quote a value)") from None
+
+
 def show_values(repo: Path, cluster: str, hub: str | None, *, merged: bool,
                 env: Mapping[str, str]) -> str:
     """The text `hubtasks values` prints (secrets already redacted)."""
@@ -49,8 +70,7 @@ def show_values(repo: Path, cluster: str, hub: str | None, *, merged: bool,
         # misses what yaml.safe_dump makes of a value (escaped, folded, 0777 -> 511) and the
         # values too short to redact anywhere. The redactor still runs over the text, for
         # secrets other documents hold (a domain read from an encrypted file, in jsonnet).
-        parsed = [(d, _shown(d, yaml.safe_load(d.path.read_text(encoding="utf-8")) or {}))
-                  for d in docs]
+        parsed = [(d, _shown(d, _parsed(d) or {})) for d in docs]
     if merged:
         total: dict[str, Any] = {}
         for _doc, value in parsed:

@@ -23,7 +23,7 @@ from hubtasks.config.charts import (
     reaches_helm,
 )
 from hubtasks.config.model import RepoConfig
-from hubtasks.config.paths import dir_entries
+from hubtasks.config.paths import dir_entries, entry_is_dir, entry_is_file
 from hubtasks.deploying.documents import release_documents
 from hubtasks.model import Job
 from hubtasks.planning.git import tracked_files
@@ -48,12 +48,12 @@ def _files_under(base: str, rel: str, seen: set[str], out: list[str]) -> None:
     loader does (a linked folder of templates is rendered), each real folder once."""
     for entry in dir_entries(os.path.join(base, rel)):
         path = f"{rel}/{entry.name}" if rel else entry.name
-        if entry.is_dir():
+        if entry_is_dir(entry):
             real = os.path.realpath(entry.path) if entry.is_symlink() else entry.path
             if real not in seen:
                 seen.add(real)
                 _files_under(base, path, seen, out)
-        elif entry.is_file():
+        elif entry_is_file(entry):
             out.append(path)
 
 

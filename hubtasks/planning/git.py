@@ -48,7 +48,10 @@ class Git:
 
     def __init__(self, repo: Path, env: Mapping[str, str] | None = None) -> None:
         self.repo = repo
-        self.env = dict(os.environ if env is None else env)
+        # No optional locks: `git status`/`git diff` would refresh the index under
+        # .git/index.lock, and a run that ends early (an error, Ctrl-C) kills them mid-write,
+        # leaving the lock behind for the user's next git command. hubtasks only reads.
+        self.env = {**(os.environ if env is None else env), "GIT_OPTIONAL_LOCKS": "0"}
 
     def run(self, *args: str, check: bool = True) -> GitResult:
         outcome = proc.run(["git", "-C", str(self.repo), *args], env=self.env,

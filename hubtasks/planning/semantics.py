@@ -77,9 +77,11 @@ def support_view(support: Any) -> Any:
 
 def hub_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A hub entry without its descriptive keys, with the effective staging flag and the
-    files it names spelled one way."""
+    files it names spelled one way. A malformed flag (`staging: yes`) stays as written: it
+    is a change (the hub is invalid for it), though the name rule gives the same stage."""
     view = paths_view({k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS})
-    view["staging"] = is_staging(entry)
+    flag = entry.get("staging")
+    view["staging"] = is_staging(entry) if flag is None or isinstance(flag, bool) else flag
     return view
 
 
@@ -136,6 +138,9 @@ def diff_cluster(cluster: Cluster, base_doc: Any) -> ClusterDiff:
         return ClusterDiff(all_releases=(f"{rel} was unreadable at base",))
     conn = diff_keys(connection_view(base_doc), connection_view(cluster.doc))
     all_reasons = (summarize(f"{rel}: connection changed", conn),) if conn else ()
+    if base_doc.get("name") != cluster.doc.get("name"):  # the cluster's identity (and, as
+        # the folder's name stays, a mismatch that makes every release invalid)
+        all_reasons = (*all_reasons, f"{rel}: name changed")
     old_support, new_support = base_doc.get("support"), cluster.doc.get("support")
     support: tuple[str, ...] = ()
     if old_support is None and new_support is not None:
