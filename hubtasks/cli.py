@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from hubtasks import __version__
 
@@ -69,11 +69,28 @@ def main() -> None:
         finally:
             sys.stdout.flush()  # here, not at exit, so a closed pipe is caught below
     except KeyboardInterrupt:
-        print("hubtasks: interrupted", file=sys.stderr)
-        sys.exit(130)
+        interrupted()
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush
         sys.exit(141)  # what a shell reports for a process SIGPIPE ended
+
+
+def interrupted() -> NoReturn:
+    """Exit 130 after Ctrl-C (or SIGTERM) reached the top: the task has unwound. Workers
+    still busy (a second Ctrl-C: a Lease release, a helm being stopped) are not waited
+    for; the reaper ends their programs, and the next run settles their records."""
+    import contextlib
+    import threading
+
+    print("hubtasks: interrupted", file=sys.stderr)
+    busy = [t for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()]
+    if not busy:
+        sys.exit(130)
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(130)
 
 
 def _run(argv: list[str]) -> None:
@@ -112,5 +129,11 @@ def _program() -> type[Any]:
                 super().parse_tasks()
             except ParseError as err:
                 raise Exit(str(err), code=2) from None
+
+        def execute(self) -> None:
+            try:
+                super().execute()
+            except KeyboardInterrupt:  # invoke's run() would make it exit 1
+                interrupted()
 
     return HubtasksProgram

@@ -42,13 +42,16 @@ TRANSIENT_PATTERNS: tuple[str, ...] = (
 TRANSIENT_RE = re.compile("|".join(f"(?:{p})" for p in TRANSIENT_PATTERNS), re.IGNORECASE)
 # Lines that say what went wrong: helm's `Error: ...`, klog errors, FAILED summaries.
 ERROR_LINE_RE = re.compile(r"^\s*(?:Error\b|ERROR\b|error:|E\d{4} )|\bFAILED\b|\bfatal\b")
-# Variables that would silently point every job at one cluster or namespace; each helm call
-# names its cluster with flags instead.
+# An admission webhook the API server could not call (its own "connection refused"): the
+# API server answered, so neither unreachable nor worth an upgrade-and-rollback retry.
+WEBHOOK_RE = re.compile(r'failed calling webhook "([^"]+)"')
 # helm's release statuses (pkg/release/status.go), read from `helm list`/`helm history`
 DEPLOYED, SUPERSEDED, FAILED = "deployed", "superseded", "failed"
 UNINSTALLED, UNINSTALLING = "uninstalled", "uninstalling"
 PENDING = ("pending-install", "pending-upgrade", "pending-rollback")  # an operation in flight
 WORKED = (DEPLOYED, SUPERSEDED)  # a revision that once deployed: a rollback target
+# Variables that would silently point every job at one cluster or namespace; each helm call
+# names its cluster with flags instead.
 AMBIENT_CLUSTER_VARS = re.compile(r"^(?:KUBECONFIG|HELM_KUBE\w*|HELM_NAMESPACE)$")
 EXCERPT_LINES = 20
 EXCERPT_CHARS = 4_000
@@ -273,8 +276,11 @@ def step_command_env(base_env: Mapping[str, str], *, names: Mapping[str, str],
 
 
 def is_transient(lines: Iterable[str]) -> bool:
-    """True when helm's error says a retry may succeed (see TRANSIENT_PATTERNS)."""
-    return any(TRANSIENT_RE.search(line) for line in lines)
+    """True when helm's error says a retry may succeed (see TRANSIENT_PATTERNS), and no
+    admission webhook failed (its dial error reads like a lost API server)."""
+    lines = list(lines)
+    return any(TRANSIENT_RE.search(line) for line in lines) and \
+        not any(WEBHOOK_RE.search(line) for line in lines)
 
 
 def error_excerpt(lines: Sequence[str]) -> str:

@@ -257,7 +257,7 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
     from hubtasks.deploying.converge import check_against, deploy_against
     from hubtasks.options import plan_options
     from hubtasks.output.reports import finish, show_planned
-    from hubtasks.output.states import show_pruned
+    from hubtasks.output.states import show_pruned, show_unreachable
 
     options = run_options(c, locals(), saves_plan=True)
     check_against(against)
@@ -265,10 +265,11 @@ def deploy_all(c: Context, base: str | None = None, head: str = "HEAD", worktree
     if prune and not against:
         raise HubtasksError("--prune needs --against deployed")
     if against:
-        run, pruned = deploy_against(options, pipelined=pipeline, prune_orphans=prune,
-                                     on_plan=on_plan)
-        return (finish(run.results, title="deploy-all") if run.results else 0) or \
+        run, pruned, unreachable = deploy_against(options, pipelined=pipeline,
+                                                  prune_orphans=prune, on_plan=on_plan)
+        code = (finish(run.results, title="deploy-all") if run.results else 0) or \
             show_pruned(pruned)
+        return show_unreachable(unreachable, "not converged") or code
     run = stages.deploy_all(options, plan_options(c, locals()), pipelined=pipeline,
                             on_plan=on_plan)
     return finish(run.results, title="deploy-all")
@@ -316,14 +317,17 @@ def deploy_support(c: Context, cluster: str, results: str | None = None,
 @user_errors
 def status(c: Context, cluster: list[str] | None = None, format: str = "table",
            jobs: int | None = None, helm: str | None = None,
-           kubeconfig_dir: str | None = None, repo: str | None = None) -> None:
+           kubeconfig_dir: str | None = None, repo: str | None = None) -> int:
     """Each release's deployed state: up-to-date, changed, changed-outside, failed, ..."""
     from hubtasks.deploying.converge import status as read_status
+    from hubtasks.deploying.converge import unreachable_clusters
     from hubtasks.output.reports import check_format
-    from hubtasks.output.states import STATUS_FORMATS, show_states
+    from hubtasks.output.states import STATUS_FORMATS, show_states, show_unreachable
 
     check_format(format, STATUS_FORMATS)
-    show_states(read_status(run_options(c, locals()), split_list(cluster)), format)
+    states = read_status(run_options(c, locals()), split_list(cluster))
+    show_states(states, format)
+    return show_unreachable(unreachable_clusters(states), "state unknown")
 
 
 @task(iterable=["results"], help={

@@ -68,8 +68,12 @@ class World:
                        cwd=self.repo, check=True, capture_output=True, timeout=60)
 
     def states(self) -> dict[str, dict[str, Any]]:
-        rows = json.loads(self.run("status", "--format", "json").stdout)
+        proc = self.run("status", "--format", "json", check=None)
+        rows = json.loads(proc.stdout)
         assert all(set(row) == STATE_KEYS for row in rows), rows
+        lost = sorted({r["cluster"] for r in rows if r["state"] == "unreachable"})
+        assert proc.returncode == (1 if lost else 0), proc.stderr  # a lost cluster fails it
+        assert not lost or f"unreachable, state unknown: {', '.join(lost)}" in proc.stderr
         return {f"{r['cluster']}/{r['release']}": r for r in rows}
 
     def plan(self) -> dict[str, Any]:
@@ -173,7 +177,7 @@ def test_drift_gets_the_right_states_and_plan(world: World) -> None:
                "geo-cloud/ocean-lab", "geo-cloud/stray", "geo-cloud/staging",
                "bio-cloud/neuro", "bio-cloud/old-hub", "gone-cloud/lost"}
     assert {k for k, v in states.items() if v != "up-to-date"} == drifted
-    table = world.run("status").stdout
+    table = world.run("status", check=1).stdout
     assert "unreachable" in table and "127.0.0.1:9" in table
 
     plan = world.plan()
@@ -198,10 +202,12 @@ def test_deploy_all_against_deployed_converges(world: World) -> None:
     # helm refuses to upgrade a release with an operation in progress: roll it back first
     world.helm_run("edu-cloud", "rollback", "workshop", "1", "-n", "workshop")
     assert world.states()["edu-cloud/workshop"]["state"] == "changed-outside"
-    out = world.run("deploy-all", "--against", "deployed", *FAST).stdout
-    assert "stray" in out
+    # gone-cloud can't be read: the converge does the rest, and fails for it
+    done = world.run("deploy-all", "--against", "deployed", *FAST, check=1)
+    assert "stray" in done.stdout
+    assert "1 cluster(s) unreachable, not converged: gone-cloud" in done.stderr
     assert "old-hub" in world.helm_run("bio-cloud", "list", "-A", "-q")  # no --prune: kept
-    out = world.run("deploy-all", "--against", "deployed", "--prune", *FAST).stdout
+    out = world.run("deploy-all", "--against", "deployed", "--prune", *FAST, check=1).stdout
     assert "prune bio-cloud/old-hub/old-hub: uninstalled" in out
     assert "prune geo-cloud/stray/stray: kept: not installed by hubtasks" in out
     assert "old-hub" not in world.helm_run("bio-cloud", "list", "-A", "-q")

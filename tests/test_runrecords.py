@@ -220,3 +220,59 @@ def test_a_symlinked_results_file_is_written_through_the_link(tmp_path: Path) ->
     assert link.is_symlink() and (tmp_path / "artifacts/real.json").is_file()
     assert [r.status for r in load_results([link])] == [Status.SUCCEEDED]
     assert store.path == tmp_path / "artifacts/real.json"  # its locks sit beside the target
+
+
+def _error_of(output: str, **how: object) -> str:
+    from hubtasks.deploying.runner import _outcome_of
+    from hubtasks.helm import HelmRun, failure_text
+    from hubtasks.proc import Outcome
+
+    outcome = Outcome(argv=("helm",), output=output, **how)  # type: ignore[arg-type]
+    return _outcome_of(HelmRun(outcome=outcome, attempts=1, error=failure_text(outcome)),
+                       80).error
+
+
+def test_an_unreachable_api_server_leads_the_error_even_when_helm_says_it_later() -> None:
+    """helm 3's first line names the call that failed; the word `unreachable` came later on
+    it, and the console (first line, cut) never showed the cause."""
+    error = _error_of('Error: UPGRADE FAILED: an error occurred while finding last successful '
+                      'release. original upgrade error: Get "https://127.0.0.1:6443/x": dial '
+                      'tcp 127.0.0.1:6443: connect: connection refused (cluster unreachable)\n',
+                      exit_code=1)
+    assert error.startswith("the cluster's API server was unreachable (Error: UPGRADE FAILED")
+
+
+def test_a_webhook_that_cannot_be_called_is_named_and_not_retried() -> None:
+    from hubtasks.helm import is_transient
+
+    line = ('Error: UPGRADE FAILED: cannot patch "workshop-hub" with kind Deployment: Internal '
+            'error occurred: failed calling webhook "block.review.invalid": failed to call '
+            'webhook: Post "https://127.0.0.1:1/block?timeout=10s": dial tcp 127.0.0.1:1: '
+            'connect: connection refused')
+    error = _error_of(line + "\n", exit_code=1)
+    assert error.startswith("admission webhook 'block.review.invalid' could not be called")
+    assert "API server was unreachable" not in error
+    assert not is_transient([line])
+    assert is_transient(["dial tcp 127.0.0.1:6443: connect: connection refused"])
+
+
+def test_a_hung_api_server_and_a_timeout_give_one_number() -> None:
+    error = _error_of("Error: Get \"https://127.0.0.1:6443/x\": net/http: TLS handshake "
+                      "timeout\n", timed_out=True, duration=85.0)
+    assert error.startswith("the cluster's API server was unreachable (Error: Get")
+    assert "timed out after 80s (helm's --timeout and the grace period)" in error
+    assert "85s" not in error
+
+
+def test_filter_names_a_canary_whose_run_died_as_interrupted(repo: GitRepo) -> None:  # noqa: F811
+    """The dead run's `running` record is settled as `report` settles it."""
+    plan = load_plan(planned(repo))
+    dead = dataclasses.replace(outcome(Stage.STAGING, "leap-staging", "staging", Status.RUNNING),
+                               run=f"{dead_pid()}@{os.uname().nodename}", plan_id=plan.plan_id)
+    ResultsStore(repo.root / ".hubtasks/results.json").record_many(
+        [dataclasses.replace(r, plan_id=plan.plan_id) for r in CANARY_OK] + [dead])
+    done = hubtasks(repo, "filter")
+    assert done.returncode == 0, done.stderr
+    # as deploy-all does: the prod of an interrupted canary is cancelled, `interrupted`
+    assert "dropped prod:leap-staging/prod: interrupted" in done.stdout, done.stdout
+    assert "running" not in done.stdout

@@ -7,7 +7,7 @@ carries hubtasks' marker, and only on clusters where every job of this run succe
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from hubtasks.binaries import find_helm
@@ -83,12 +83,19 @@ def prune(snapshot: Snapshot, run: StageRun) -> list[Pruned]:
     return out
 
 
+def unreachable_clusters(states: Iterable[ReleaseState]) -> list[str]:
+    """The clusters that could not be read: nothing is known of them."""
+    return sorted({s.cluster for s in states if s.state is State.UNREACHABLE})
+
+
 def deploy_against(options: RunOptions, *, pipelined: bool, prune_orphans: bool,
                    on_plan: Callable[[Plan], None] | None = None,
-                   ) -> tuple[StageRun, list[Pruned]]:
-    """Plan against deployed state, deploy that plan, then prune when asked."""
+                   ) -> tuple[StageRun, list[Pruned], list[str]]:
+    """Plan against deployed state, deploy that plan, then prune when asked; also the
+    clusters that could not be read (not converged)."""
     find_helm(options.env, explicit=options.helm)
-    config, plan, _ = plan_deployed(options)
+    config, plan, snapshot = plan_deployed(options)
+    unreachable = unreachable_clusters(snapshot.states)
     save_plan(plan, options.plan)
     if on_plan is not None:
         on_plan(plan)
@@ -96,8 +103,8 @@ def deploy_against(options: RunOptions, *, pipelined: bool, prune_orphans: bool,
     results = run_jobs(config, plan, list(plan.jobs), options, schedule) if plan.jobs else []
     run = StageRun(plan=plan, results=results)
     if not prune_orphans or not plan.orphans:
-        return run, []
+        return run, [], unreachable
     with cluster_credentials(config, options) as credentials:  # read again: state may move
         fresh = read_states(config, options, credentials,
                             sorted({o.cluster for o in plan.orphans}))
-        return run, prune(fresh, run)
+        return run, prune(fresh, run), unreachable

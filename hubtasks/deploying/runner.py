@@ -23,7 +23,7 @@ from hubtasks.deploying.credentials import Credentials
 from hubtasks.deploying.guard import guarded
 from hubtasks.deploying.health import check_for, check_hub, target_of
 from hubtasks.deploying.identity import run_identity
-from hubtasks.deploying.reach import unreachable_note
+from hubtasks.deploying.reach import UNREACHABLE, unreachable_note, webhook_note
 from hubtasks.deploying.values import release_digest, release_values
 from hubtasks.helm import (
     HelmInfo,
@@ -31,6 +31,7 @@ from hubtasks.helm import (
     HelmRun,
     ReleaseSpec,
     describe_release,
+    error_excerpt,
     run_helm,
     template_argv,
     upgrade_argv,
@@ -63,11 +64,14 @@ def _outcome_of(run: HelmRun, timeout: float) -> _Outcome:
         return _Outcome(status=Status.CANCELLED, attempts=run.attempts,
                         exit_code=run.exit_code, reason=INTERRUPTED)
     error = run.error
-    unreachable = unreachable_note(run.outcome.lines)
-    if unreachable and "unreachable" not in error.split("\n", 1)[0]:
-        error = f"{unreachable}; {error}"
-    if run.timed_out:
-        error = f"timed out after {timeout:.0f}s; {error}"
+    # what went wrong first, where tables and the console (which show the first line) see it
+    cause = webhook_note(run.outcome.lines) or unreachable_note(run.outcome.lines)
+    if cause and not error.startswith((UNREACHABLE, "admission webhook")):
+        error = f"{cause}; {error}"
+    if run.timed_out:  # one number: the job's limit (helm's own ending time is later)
+        error = "; ".join(filter(None, [
+            cause, f"timed out after {timeout:.0f}s (helm's --timeout and the grace period)",
+            error_excerpt(run.outcome.lines)]))
     return _Outcome(status=Status.FAILED, attempts=run.attempts, exit_code=run.exit_code,
                     error=error)
 

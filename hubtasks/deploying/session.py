@@ -34,6 +34,7 @@ from hubtasks.runrecords import (
     holding_run,
     plan_records,
     run_identity,
+    settle_for_report,
     start_record,
 )
 
@@ -189,8 +190,9 @@ def filter_prod(plan: Plan, results_paths: Sequence[Path], *, record_to: Path | 
     if missing:
         raise HubtasksError(f"results not found: {', '.join(map(str, missing))}")
     canary = [j for j in plan.jobs if j.stage in CANARY_STAGES]
-    counted, _ = plan_records(load_results(results_paths), replace(plan, jobs=tuple(canary)),
-                              digest_of)
+    # a canary whose run died is settled first: dropped as interrupted, not as `running`
+    counted, _ = plan_records(settle_for_report(load_results(results_paths)),
+                              replace(plan, jobs=tuple(canary)), digest_of)
     kept, dropped = gate_prod(plan.stage_jobs(Stage.PROD), canary, counted)
     dropped = [replace(r, head=plan.head, plan_id=plan.plan_id) for r in dropped]
     if record_to is not None and dropped:

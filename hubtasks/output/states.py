@@ -50,3 +50,13 @@ def show_pruned(pruned: Sequence[Pruned]) -> int:
     for p in pruned:
         print(f"prune {p.cluster}/{p.namespace}/{p.release}: {p.outcome}")
     return 1 if any(p.failed for p in pruned) else 0
+
+
+def show_unreachable(clusters: Sequence[str], what: str) -> int:
+    """1 (and a line on stderr) when clusters could not be read, else 0: a converge or a
+    `status` that could not see a cluster must not pass as a clean one."""
+    if not clusters:
+        return 0
+    print(f"hubtasks: {len(clusters)} cluster(s) unreachable, {what}: {', '.join(clusters)}",
+          file=sys.stderr)
+    return 1
