@@ -171,6 +171,9 @@ class Orphan:
     namespace: str
 
 
+READS_COMMIT, READS_CHECKOUT = "commit", "checkout"  # what a plan's files were (Plan.reads)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Plan:
     """The full decision of what to deploy; pure data, deterministic order."""
@@ -183,6 +186,9 @@ class Plan:
     notes: tuple[str, ...] = ()
     orphans: tuple[Orphan, ...] = ()
     plan_id: str | None = None  # the run's identity: every record of this plan carries it
+    # READS_COMMIT: a diff plan, of head's committed files (a deploy needs a clean checkout
+    # of head); READS_CHECKOUT: the checkout as it is (--everything, --files, --worktree)
+    reads: str = READS_CHECKOUT
 
     def stage_jobs(self, stage: Stage) -> tuple[Job, ...]:
         return tuple(j for j in self.jobs if j.stage is stage)

@@ -477,3 +477,14 @@ def test_an_upper_or_lower_cased_secret_is_redacted() -> None:
     redact = Redactor({"d4839cc21e7581d5c1d515"})
     assert redact("upper=D4839CC21E7581D5C1D515 lower=d4839cc21e7581d5c1d515") == \
         "upper=*** lower=***"
+
+
+def test_only_file_places_of_a_decrypted_jsonnet_error_are_kept(tmp_path: Path) -> None:
+    """A computed value shaped like a place (`...:5432:1`) is no place: it stays hidden."""
+    path = tmp_path / "x.jsonnet"
+    source = ('local host = "postgres://app:Hunter2pass@db.internal";\n'
+              '{ a: error host + ":5432:1" }\n')
+    with pytest.raises(HubtasksError) as caught:
+        _render(RENDERER, path, {}, rel="x.jsonnet", source=source, hide=set())
+    message = str(caught.value)
+    assert "Hunter2pass" not in message and "x.jsonnet:2:" in message, message

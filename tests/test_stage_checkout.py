@@ -42,8 +42,10 @@ def test_an_uncommitted_config_change_after_the_plan_is_refused(repo: GitRepo) -
     repo.write({f"{C}/alpha/staging.values.yaml": "x: 9\n"})  # edited after planning
     with pytest.raises(HubtasksError, match=r"staging\.values\.yaml.*unplanned.*--worktree"):
         check_planned_checkout(repo.root, load_config(repo.root, tolerant=True), plan)
+    assert plan.reads == "commit"
     _check(repo, worktree=True)  # planned as it is: deploys as it is
     _check(repo, everything=True)  # --everything plans the checkout as it is
+    _check(repo, files=(f"{C}/alpha/staging.values.yaml",))  # so does --files
 
 
 def test_a_checkout_at_another_commit_is_refused(repo: GitRepo) -> None:

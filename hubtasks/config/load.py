@@ -200,11 +200,12 @@ class _ClusterLoader:
             errors, drop = shed.get(index, ([], set()))
             self.problems.extend(error.describe(self.rel, doc) for error in errors)
             hub = self.hub(entry, where, drop)
-            if common or len(self.problems) > mark:
-                self.invalid[(self.name, entry["name"])] = (*common, *self.problems[mark:])
-            if entry["name"] in seen:  # the first entry is the hub; the problem marks all
+            if entry["name"] in seen:  # the first entry is the hub (its own problems stay);
+                # the duplicate's problems and the duplicate itself mark the whole cluster
                 self.problems.append(f"{self.rel}: {where}: duplicate hub name {entry['name']!r}")
                 continue
+            if common or len(self.problems) > mark:
+                self.invalid[(self.name, entry["name"])] = (*common, *self.problems[mark:])
             seen.add(entry["name"])
             if hub is not None:
                 hubs.append(hub)

@@ -159,9 +159,14 @@ class _Snapshots:
         if folder not in self._taken:
             target = self.into / folder
             try:
-                # symlinks followed (2i2c's daskhub/values.jsonnet is one), as helm does
-                shutil.copytree(self.root / folder, target, ignore_dangling_symlinks=True)
+                # symlinks followed (2i2c's daskhub/values.jsonnet is one), as helm does; a
+                # dangling one fails the copy, as helm refuses such a chart ("error
+                # evaluating symlink"), rather than deploying the chart without that file
+                shutil.copytree(self.root / folder, target)
                 self._taken[folder] = target
+            except shutil.Error as err:  # one (source, target, why) per file that failed
+                why = err.args[0][0][2] if err.args and err.args[0] else str(err)
+                self._taken[folder] = f"chart {self.root / folder}: cannot copy it: {why}"
             except OSError as err:
                 self._taken[folder] = f"chart {self.root / folder}: cannot copy it: {err}"
         taken = self._taken[folder]

@@ -103,7 +103,10 @@ def release_documents(config: RepoConfig, job: Job, *, sops: Path | None,
         yield docs, Redactor(secrets | context.secrets)
 
 
-_LOCATION = re.compile(r"\S+:\d+:\d+(?:-\d+)?")  # file:line:col[-col], as jsonnet names a place
+# file:line:col[-col] or file:(line:col)-(line:col), as jsonnet names a place; only names of
+# files (a quoted value such as "db:5432:1" is no place, and stays hidden)
+_LOCATION = re.compile(r"(?<![^\s(])[^\s\"'():]+\.(?:jsonnet|libsonnet|json|ya?ml)"
+                       r":(?:\d+:\d+(?:-\d+)?|\(\d+:\d+\)-\(\d+:\d+\))")
 
 
 def _render(renderer: JsonnetRenderer, path: Path, context: Mapping[str, str], *, rel: str,

@@ -14,7 +14,7 @@ from hubtasks.binaries import find_helm
 from hubtasks.config.model import RepoConfig
 from hubtasks.deploying.scheduler import run_canary, run_pipelined, run_prod, run_staged
 from hubtasks.deploying.session import load_for, run_jobs, select_jobs
-from hubtasks.model import HubtasksError, Job, JobResult, Plan, Stage
+from hubtasks.model import READS_COMMIT, HubtasksError, Job, JobResult, Plan, Stage
 from hubtasks.options import PlanOptions, RunOptions
 from hubtasks.planning.checkout import config_inputs, uncommitted, uncommitted_note
 from hubtasks.planning.planfile import load_plan, new_plan_id, save_plan
@@ -52,8 +52,9 @@ def prod(options: RunOptions, clusters: Sequence[str] = (), ids: Sequence[str] =
 def check_planned_checkout(repo: Path, config: RepoConfig, plan: Plan) -> None:
     """A stage upgrades the checkout's files: refuse, as `deploy-all` does, when they are not
     the plan's. The checkout must be the plan's `head` commit, and, for a plan from a diff
-    (it has a `base`: it read the committed files), have no uncommitted config change. A
-    `--worktree` plan (no head) is of the checkout as it is; outside git nothing is known."""
+    (`reads` the committed files), have no uncommitted config change. A plan of the
+    checkout as it is (`--everything`, `--files`; `--worktree`, which has no head) deploys
+    it as it is; outside git nothing is known."""
     if plan.head is None:
         return
     checkout = resolve_ref(repo, "HEAD")
@@ -63,7 +64,7 @@ def check_planned_checkout(repo: Path, config: RepoConfig, plan: Plan) -> None:
         raise HubtasksError(f"the plan is of commit {plan.head[:12]}, but the checkout is at "
                             f"{checkout[:12]}, and a deploy upgrades the checkout's files: "
                             f"check out {plan.head[:12]}, or plan again")
-    dirty = config_inputs(config, uncommitted(repo)) if plan.base is not None else []
+    dirty = config_inputs(config, uncommitted(repo)) if plan.reads == READS_COMMIT else []
     if dirty:
         raise HubtasksError(f"{uncommitted_note(dirty)}; a deploy would upgrade them "
                             "unplanned: commit or stash them, or plan with --worktree")

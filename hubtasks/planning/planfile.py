@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 from hubtasks.files import write_atomic
-from hubtasks.model import HubtasksError, Job, Orphan, Plan, Removed, Stage
+from hubtasks.model import (
+    READS_CHECKOUT,
+    READS_COMMIT,
+    HubtasksError,
+    Job,
+    Orphan,
+    Plan,
+    Removed,
+    Stage,
+)
 
 PLAN_VERSION = 1
 
@@ -37,6 +46,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
         "orphans": [{"cluster": o.cluster, "release": o.release, "namespace": o.namespace}
                     for o in plan.orphans],
         "plan_id": plan.plan_id,
+        "reads": plan.reads,
     }
 
 
@@ -97,10 +107,15 @@ def plan_from_dict(doc: Any, source: str) -> Plan:
                     removed=removed, no_canary=_texts(doc.get("no_canary", []), "no_canary"),
                     notes=_texts(doc.get("notes", []), "notes"), orphans=orphans)
         plan_id = _text(doc.get("plan_id"), "plan_id", optional=True)
+        reads = doc.get("reads", READS_CHECKOUT)  # plans written before the field: as is
+        if reads not in (READS_COMMIT, READS_CHECKOUT):
+            raise _Malformed(f"reads must be {READS_COMMIT!r} or {READS_CHECKOUT!r}, "
+                             f"got {reads!r}")
     except _Malformed as err:
         raise HubtasksError(f"{source}: malformed plan: {err}") from None
     except (KeyError, TypeError, ValueError) as err:
         raise HubtasksError(f"{source}: malformed plan entry: {err!r}") from None
+    plan = replace(plan, reads=reads)
     return replace(plan, plan_id=plan_id or content_plan_id(plan))
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from hubtasks.config.load import load_config, settings_from_doc
 from hubtasks.config.model import SETTINGS_FILE, RepoConfig, Settings
 from hubtasks.config.yamlfiles import ConfigError, parse_yaml
-from hubtasks.model import HubtasksError, Plan
+from hubtasks.model import READS_CHECKOUT, READS_COMMIT, HubtasksError, Plan
 from hubtasks.options import PlanOptions
 from hubtasks.planning.changes import ChangedFile, ChangeSet, files_from_list
 from hubtasks.planning.checkout import DirtyScan, config_inputs, tree_of, uncommitted_note
@@ -126,4 +126,6 @@ def _plan(repo: Path, config: RepoConfig, options: PlanOptions,
                           base_docs=read_base_docs(repo, config, changes.files, changes.base),
                           labels=frozenset(options.labels), everything=options.everything,
                           base_settings=base_settings)
-    return config, replace(build_plan(config, request), plan_id=new_plan_id())
+    from_diff = options.files is None and not options.everything and not options.worktree
+    return config, replace(build_plan(config, request), plan_id=new_plan_id(),
+                           reads=READS_COMMIT if from_diff else READS_CHECKOUT)

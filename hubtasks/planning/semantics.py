@@ -77,7 +77,7 @@ def support_view(support: Any) -> Any:
 
 def hub_view(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A hub entry without its descriptive keys, with the effective staging flag and the
-    files it names spelled one way. A malformed flag (`staging: yes`) stays as written: it
+    files it names spelled one way. A malformed flag (`staging: "yes"`) stays as written: it
     is a change (the hub is invalid for it), though the name rule gives the same stage."""
     view = paths_view({k: v for k, v in entry.items() if k not in DESCRIPTIVE_HUB_KEYS})
     flag = entry.get("staging")
@@ -91,7 +91,11 @@ def hub_entries(doc: Mapping[str, Any] | None) -> dict[str, Mapping[str, Any]]:
         return {}
     hubs = doc.get("hubs")
     entries = hubs if isinstance(hubs, list) else []
-    return {e["name"]: e for e in entries if isinstance(e, dict) and isinstance(e.get("name"), str)}
+    found: dict[str, Mapping[str, Any]] = {}
+    for e in entries:  # the first entry of a name is the hub, as the loader takes it
+        if isinstance(e, dict) and isinstance(e.get("name"), str):
+            found.setdefault(e["name"], e)
+    return found
 
 
 def release_names(doc: Any) -> list[str | None]:
