@@ -167,9 +167,10 @@ def test_a_dangling_symlink_in_a_chart_fails_its_jobs_not_drops_the_file(example
                                                                          helm: Path) -> None:
     """helm refuses a chart with a dangling link; the run's copy of the chart must not
     quietly leave the file out (every release would lose what it rendered)."""
+    job = _job(example, "edu-cloud", "sandbox")  # (the plan marks it invalid: see
+    # test_plan_invalid; validate prepares every release regardless)
     (example / "helm-charts/basehub/templates/shared.yaml").symlink_to("../../../gone.yaml")
     config = load_config(example, tolerant=True)
-    job = _job(example, "edu-cloud", "sandbox")
     prepared = prepare_job_charts(config, [job], probe(helm, env=os.environ),
                                   work_dir=example / "work", env=os.environ)
     assert "cannot copy it" in prepared.errors[job.key] and "shared.yaml" in \

@@ -663,3 +663,17 @@ def test_a_cluster_name_that_no_longer_matches_its_folder_plans_every_release(
     assert {j.release for j in alpha} == {"support", "staging", "dask-staging", "prod1", "prod2"}
     assert all(f"{C}/alpha/cluster.yaml: name changed" in j.reasons for j in alpha)
     assert all(any("does not match its folder" in p for p in j.invalid) for j in alpha)
+
+
+def test_a_dangling_symlink_in_a_chart_marks_the_releases_of_that_chart(tmp_path: Path) -> None:
+    """helm refuses such a chart: the plan says so, not only the deploy."""
+    base = GitRepo(tmp_path / "origin", base_files())
+    repo = GitRepo.clone(base.root, tmp_path / "repo")
+    (repo.root / "helm-charts/support/templates/shared.yaml").symlink_to("../../../gone.yaml")
+    repo.commit("a link to nothing")
+    _, plan = plan_repo(repo.root, PlanOptions(base="main"))
+    support = [j for j in plan.jobs if j.release == "support"]
+    assert support and all(
+        any("helm-charts/support/templates/shared.yaml: a symlink to ../../../gone.yaml, "
+            "which does not exist" in p for p in j.invalid) for j in support), support
+    assert not any(j.invalid for j in plan.jobs if j.release != "support")

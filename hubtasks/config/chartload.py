@@ -137,6 +137,21 @@ def chart_links(root: Path, folders: Iterable[str]) -> dict[str, tuple[tuple[str
     return out
 
 
+def dangling_chart_links(root: Path, links: Mapping[str, tuple[tuple[str, str], ...]]
+                         ) -> dict[str, list[str]]:
+    """Symlinks in chart folders whose target is gone, by chart folder: helm refuses such a
+    chart ("error evaluating symlink"), so each marks the releases that render from it."""
+    out: dict[str, list[str]] = {}
+    for folder, pairs in links.items():
+        for link in dict.fromkeys(link for link, _ in pairs):
+            if not os.path.exists(os.path.join(root, link)):
+                target = os.readlink(os.path.join(root, link))
+                out.setdefault(folder, []).append(
+                    f"{link}: a symlink to {target}, which does not exist (helm refuses a "
+                    "chart with a dangling symlink)")
+    return out
+
+
 def _symlinks(base: str, folder: str) -> Iterable[tuple[str, bool]]:
     """(repo path, whether it reaches a folder) of each symlink under `folder`, without
     following folder links."""

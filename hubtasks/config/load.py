@@ -19,6 +19,7 @@ from hubtasks.config.chartload import (
     ChartProblems,
     chart_document_imports,
     chart_links,
+    dangling_chart_links,
     load_charts,
     missing_chart_values,
 )
@@ -401,8 +402,7 @@ def load_config(root: Path | str, *, clusters: Iterable[str] | None = None,
         config, problems = _load(root, settings, names, tolerant=tolerant, also=extra)
     if problems and not tolerant:
         raise ConfigError(dict.fromkeys(problems))  # a chart's problems once, not per release
-    return replace(config, chart_imports=chart_document_imports(config),
-                   chart_links=chart_links(root, [*config.charts, *config.chart_problems]))
+    return replace(config, chart_imports=chart_document_imports(config))
 
 
 def _load(root: Path, settings: Settings, names: Sequence[str], *, tolerant: bool,
@@ -411,6 +411,10 @@ def _load(root: Path, settings: Settings, names: Sequence[str], *, tolerant: boo
     and every problem found."""
     charts, chart_problems = load_charts(root, settings, also)
     values_problems = missing_chart_values(root, settings)
+    links = chart_links(root, [*charts, *chart_problems])
+    for source in (dangling_chart_links(root, links),):
+        for folder, found in source.items():
+            chart_problems.setdefault(folder, []).extend(found)
     by_folder: ChartProblems = {}
     for source in (chart_problems, values_problems):
         for folder, found in source.items():
@@ -432,7 +436,8 @@ def _load(root: Path, settings: Settings, names: Sequence[str], *, tolerant: boo
             broken[name] = tuple(problems[mark:])
     config = RepoConfig(root=root, settings=settings, clusters=loaded, charts=charts,
                         invalid=invalid or {}, broken=broken,
-                        chart_problems={k: tuple(v) for k, v in by_folder.items()})
+                        chart_problems={k: tuple(v) for k, v in by_folder.items()},
+                        chart_links=links)
     return config, problems
 
 
